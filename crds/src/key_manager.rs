@@ -125,9 +125,9 @@ impl KeyManagerType {
     /// The claim that carries the client id (consumer key) in this server's access tokens.
     pub fn default_consumer_key_claim(self) -> &'static str {
         match self {
-            KeyManagerType::Custom
-            | KeyManagerType::Cognito
-            | KeyManagerType::PingIdentity => "client_id",
+            KeyManagerType::Custom | KeyManagerType::Cognito | KeyManagerType::PingIdentity => {
+                "client_id"
+            }
             KeyManagerType::Auth0 => "azp",
             KeyManagerType::EntraId => "appid",
             KeyManagerType::Okta => "cid",
@@ -327,7 +327,9 @@ pub enum TokenValidationMethod {
 
 /// An asymmetric JWS algorithm (RFC 7518). `none` and `HS*` are deliberately absent.
 #[allow(clippy::upper_case_acronyms)]
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum JwsAlgorithm {
     /// RSASSA-PKCS1-v1_5 with SHA-256.
     RS256,

@@ -24,11 +24,23 @@ const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
     namespaced,
     status = "OAuthAppBindingStatus",
     category = "outband",
-    printcolumn(name = "Application", type_ = "string", json_path = ".spec.application.name"),
+    printcolumn(
+        name = "Application",
+        type_ = "string",
+        json_path = ".spec.application.name"
+    ),
     printcolumn(name = "Key Manager", type_ = "string", json_path = ".spec.keyManager"),
     printcolumn(name = "Key Type", type_ = "string", json_path = ".spec.keyType"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OAuthAppBindingSpec {
@@ -50,9 +62,9 @@ pub struct OAuthAppBindingSpec {
     #[schemars(length(min = 1, max = 512))]
     pub consumer_key: String,
 
-    /// APIs this application is subscribed to with this key.
+    /// APIs this application is subscribed to with this key (at most 256).
     #[serde(default)]
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = 256))]
     #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.api == s.api && (has(t.__namespace__) ? t.__namespace__ : '') == (has(s.__namespace__) ? s.__namespace__ : '')))").message("spec.subscriptions must not list the same api (and namespace) twice"))]
     pub subscriptions: Vec<Subscription>,
 }
@@ -79,7 +91,20 @@ pub struct Application {
 }
 
 /// Which environment a key belongs to.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    JsonSchema,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum KeyType {
     /// Production keys.

@@ -6,4 +6,6 @@
 
 pub mod control_plane;
 pub mod paths;
+pub mod pki;
 pub mod ports;
+pub mod process;

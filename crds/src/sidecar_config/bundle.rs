@@ -74,7 +74,9 @@ pub struct Bundle {
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     /// The config does not fit in [`MAX_SHARDS`] ConfigMaps.
-    #[error("the config for API {api} needs {needed} ConfigMaps of {SHARD_BYTES} bytes; at most {MAX_SHARDS} are allowed")]
+    #[error(
+        "the config for API {api} needs {needed} ConfigMaps of {SHARD_BYTES} bytes; at most {MAX_SHARDS} are allowed"
+    )]
     TooLarge {
         /// The API.
         api: ApiRef,
@@ -110,7 +112,9 @@ pub enum BundleError {
         expected: &'static str,
     },
     /// A shard's or the document's hash or size disagrees with the manifest: a torn set.
-    #[error("{file} does not match the manifest ({what}); the ConfigMaps are being updated or are inconsistent")]
+    #[error(
+        "{file} does not match the manifest ({what}); the ConfigMaps are being updated or are inconsistent"
+    )]
     Mismatch {
         /// The file.
         file: String,
@@ -118,7 +122,9 @@ pub enum BundleError {
         what: &'static str,
     },
     /// The shard names are not the expected sequence.
-    #[error("manifest lists {count} shards with unexpected names; expected config-0.json.gz … config-{last}.json.gz, at most {MAX_SHARDS}")]
+    #[error(
+        "manifest lists {count} shards with unexpected names; expected config-0.json.gz … config-{last}.json.gz, at most {MAX_SHARDS}"
+    )]
     ShardNames {
         /// Number of shards listed.
         count: usize,
@@ -160,8 +166,12 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// Serializes `config` into a bundle. Deterministic: equal configs give equal bytes.
 pub fn encode(config: &SidecarConfig) -> Result<Bundle, BundleError> {
     let document = serde_json::to_vec(config).expect("SidecarConfig always serializes");
-    let mut encoder = GzBuilder::new().mtime(0).write(Vec::new(), Compression::best());
-    encoder.write_all(&document).expect("writing to a Vec cannot fail");
+    let mut encoder = GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), Compression::best());
+    encoder
+        .write_all(&document)
+        .expect("writing to a Vec cannot fail");
     let compressed = encoder.finish().expect("writing to a Vec cannot fail");
 
     let shards: Vec<Vec<u8>> = compressed.chunks(SHARD_BYTES).map(<[u8]>::to_vec).collect();
@@ -317,9 +327,7 @@ mod tests {
         files
     }
 
-    fn reader(
-        files: &BTreeMap<String, Vec<u8>>,
-    ) -> impl Fn(&str) -> std::io::Result<Vec<u8>> + '_ {
+    fn reader(files: &BTreeMap<String, Vec<u8>>) -> impl Fn(&str) -> std::io::Result<Vec<u8>> + '_ {
         |name| {
             files
                 .get(name)
@@ -340,7 +348,10 @@ mod tests {
 
     #[test]
     fn encoding_is_deterministic() {
-        assert_eq!(encode(&config_with(50)).unwrap(), encode(&config_with(50)).unwrap());
+        assert_eq!(
+            encode(&config_with(50)).unwrap(),
+            encode(&config_with(50)).unwrap()
+        );
     }
 
     #[test]
