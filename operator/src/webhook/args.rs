@@ -1,0 +1,147 @@
+//! The operator's webhook flags (flattened into its command line) and the task that runs the
+//! webhook from them.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::ArgAction;
+use kube::Client;
+use prometheus::Registry;
+
+use super::metrics::WebhookMetrics;
+use super::server::{self, Webhook};
+use super::settings::{self, InjectorSettings};
+use super::tls::{self, CertStore, keeper};
+
+/// Flags of the sidecar injector.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Sidecar injection webhook")]
+pub struct WebhookArgs {
+    /// Serve the injection webhook (HTTPS) on this address; no webhook when absent.
+    #[arg(long, env = "OUTBAND_WEBHOOK_LISTEN")]
+    pub webhook_listen: Option<SocketAddr>,
+    /// Namespace of the operator (holds the webhook's TLS Secret).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "outband")]
+    pub webhook_namespace: String,
+    /// MutatingWebhookConfiguration whose caBundle the operator keeps current.
+    #[arg(long, env = "OUTBAND_WEBHOOK_CONFIGURATION", default_value = "outband-sidecar-injector")]
+    pub webhook_configuration: String,
+    /// Secret holding the operator's own webhook CA and serving certificate.
+    #[arg(long, env = "OUTBAND_WEBHOOK_TLS_SECRET", default_value = "outband-webhook-tls")]
+    pub webhook_tls_secret: String,
+    /// Service in front of the webhook; its DNS names go into the serving certificate.
+    #[arg(long, env = "OUTBAND_WEBHOOK_SERVICE", default_value = "outband-webhook")]
+    pub webhook_service: String,
+    /// More names (DNS or IP) for the serving certificate, comma-separated.
+    #[arg(long, env = "OUTBAND_WEBHOOK_EXTRA_SANS", value_delimiter = ',')]
+    pub webhook_extra_sans: Vec<String>,
+    /// cert-manager mode: read tls.crt/tls.key from this directory and leave the Secret and
+    /// the caBundle to cert-manager.
+    #[arg(long, env = "OUTBAND_WEBHOOK_CERT_DIR")]
+    pub webhook_cert_dir: Option<PathBuf>,
+    /// Image of the injected sidecar.
+    #[arg(long, env = "OUTBAND_SIDECAR_IMAGE", default_value_t = InjectorSettings::default().image)]
+    pub sidecar_image: String,
+    /// Pull policy of the injected sidecar.
+    #[arg(long, env = "OUTBAND_SIDECAR_IMAGE_PULL_POLICY", default_value = "IfNotPresent")]
+    pub sidecar_image_pull_policy: String,
+    /// Port of the sidecar's proxy.
+    #[arg(long, env = "OUTBAND_SIDECAR_PROXY_PORT", default_value_t = 15080)]
+    pub sidecar_proxy_port: u16,
+    /// Port of the sidecar's admin server (probes, metrics).
+    #[arg(long, env = "OUTBAND_SIDECAR_ADMIN_PORT", default_value_t = 15021)]
+    pub sidecar_admin_port: u16,
+    /// CPU request of the sidecar (empty: none).
+    #[arg(long, env = "OUTBAND_SIDECAR_CPU_REQUEST", default_value = "50m")]
+    pub sidecar_cpu_request: String,
+    /// Memory request of the sidecar (empty: none).
+    #[arg(long, env = "OUTBAND_SIDECAR_MEMORY_REQUEST", default_value = "64Mi")]
+    pub sidecar_memory_request: String,
+    /// CPU limit of the sidecar (empty: none).
+    #[arg(long, env = "OUTBAND_SIDECAR_CPU_LIMIT", default_value = "")]
+    pub sidecar_cpu_limit: String,
+    /// Memory limit of the sidecar (empty: none).
+    #[arg(long, env = "OUTBAND_SIDECAR_MEMORY_LIMIT", default_value = "128Mi")]
+    pub sidecar_memory_limit: String,
+    /// Inject a native sidecar (init container with restartPolicy Always; Kubernetes 1.29+).
+    #[arg(long, env = "OUTBAND_SIDECAR_NATIVE", default_value_t = true, action = ArgAction::Set)]
+    pub sidecar_native: bool,
+    /// Extra sidecar arguments, comma-separated (e.g. --log-format=json).
+    #[arg(long, env = "OUTBAND_SIDECAR_EXTRA_ARGS", value_delimiter = ',', allow_hyphen_values = true)]
+    pub sidecar_extra_args: Vec<String>,
+}
+
+impl WebhookArgs {
+    /// The injector settings these flags describe.
+    pub fn settings(&self) -> InjectorSettings {
+        InjectorSettings {
+            image: self.sidecar_image.clone(),
+            image_pull_policy: self.sidecar_image_pull_policy.clone(),
+            proxy_port: self.sidecar_proxy_port,
+            admin_port: self.sidecar_admin_port,
+            resources: settings::resources(
+                &self.sidecar_cpu_request,
+                &self.sidecar_memory_request,
+                Some(&self.sidecar_cpu_limit),
+                Some(&self.sidecar_memory_limit),
+            ),
+            native_sidecar: self.sidecar_native,
+            extra_args: self.sidecar_extra_args.clone(),
+            ..InjectorSettings::default()
+        }
+    }
+
+    /// Names in the serving certificate: the Service's DNS names, then the extra ones.
+    pub fn sans(&self) -> Vec<String> {
+        let (service, namespace) = (&self.webhook_service, &self.webhook_namespace);
+        let mut sans = vec![
+            format!("{service}.{namespace}.svc"),
+            format!("{service}.{namespace}.svc.cluster.local"),
+            format!("{service}.{namespace}"),
+            service.clone(),
+        ];
+        sans.extend(self.webhook_extra_sans.iter().filter(|s| !s.is_empty()).cloned());
+        sans
+    }
+}
+
+/// Runs the webhook until `shutdown` completes. Does nothing without `--webhook-listen`.
+pub async fn run(
+    args: WebhookArgs,
+    client: Client,
+    registry: &Registry,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let Some(address) = args.webhook_listen else {
+        return Ok(());
+    };
+    let store = CertStore::new();
+    let certificates = match &args.webhook_cert_dir {
+        Some(dir) => tokio::spawn(tls::files::run(dir.clone(), store.clone(), Duration::from_secs(30))),
+        None => tokio::spawn(keeper::run(
+            client,
+            keeper::KeeperConfig {
+                namespace: args.webhook_namespace.clone(),
+                secret: args.webhook_tls_secret.clone(),
+                webhook_configuration: args.webhook_configuration.clone(),
+                sans: args.sans(),
+                lifetimes: Default::default(),
+                interval: Duration::from_secs(3600),
+                retry: Duration::from_secs(5),
+            },
+            store.clone(),
+        )),
+    };
+    let webhook = Arc::new(Webhook {
+        settings: args.settings(),
+        metrics: WebhookMetrics::new(registry)?,
+    });
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    tracing::info!(%address, "sidecar injection webhook listening");
+    let served = server::serve(listener, tls::store::server_config(store), webhook, shutdown).await;
+    certificates.abort();
+    Ok(served?)
+}

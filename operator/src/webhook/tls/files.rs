@@ -1,0 +1,30 @@
+//! cert-manager mode: the serving certificate is a mounted Secret (`tls.crt`, `tls.key`),
+//! re-read periodically so the kubelet's update after a renewal is picked up.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{CertStore, TlsError};
+
+/// Loads `dir/tls.crt` and `dir/tls.key` into the store.
+pub fn load(dir: &std::path::Path, store: &CertStore) -> Result<(), TlsError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).map_err(|source| TlsError::Read {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    store.load_pem(&read("tls.crt")?, &read("tls.key")?)
+}
+
+/// Runs forever: reloads the files every `interval`.
+pub async fn run(dir: PathBuf, store: Arc<CertStore>, interval: Duration) {
+    loop {
+        if let Err(error) = load(&dir, &store) {
+            tracing::warn!(reason = error.reason(), %error, "webhook certificate files not loaded");
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
