@@ -25,8 +25,8 @@ build: ## Build every binary
 	$(CARGO) build --workspace --bins
 
 .PHONY: crds
-crds: ## Regenerate the CRD YAML in charts/outband/crds from crds/src
-	$(CARGO) run -q -p outband-crds --bin outband-crdgen -- charts/outband/crds
+crds: ## Regenerate the CRD YAML (charts/outband/crds) and docs/reference/crds.md from crds/src
+	$(CARGO) run -q -p outband-crds --bin outband-crdgen -- charts/outband/crds docs/reference/crds.md
 
 ##@ Quality
 .PHONY: lint
