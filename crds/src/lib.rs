@@ -8,6 +8,7 @@ pub mod annotations;
 pub mod crdgen;
 pub mod key_manager;
 pub mod oauth_app_binding;
+pub mod route_scopes;
 pub mod sidecar_config;
 
 pub use key_manager::*;

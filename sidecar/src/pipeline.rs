@@ -1,0 +1,215 @@
+//! The validation pipeline of ARCHITECTURE.md and JWT-THREATS.md, as pure functions:
+//!
+//! 1. shape ([`crate::token::shape`]) → 2. strict header → 3. `alg`, `crit`, nesting →
+//! 4. KeyManager by exact `iss`, key by `kid` → 6. typed claims → 7. subscription and scopes
+//! ([`crate::policy`]) → 5. signature, last, so floods of tokens that could never pass cost no
+//! signature verification. A decision to allow is only ever made after step 5.
+//!
+//! I/O (JWKS fetches, the verified-token cache, metrics) lives in [`crate::auth`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::config::{CompiledConfig, IssuerMatch};
+use crate::denial::Denial;
+use crate::keys::{KeySet, Lookup, VerificationKey};
+use crate::policy::{self, Grant, Route};
+use crate::settings::Settings;
+use crate::token::claims::{self, Claims};
+use crate::token::header::{self, JoseHeader};
+use crate::token::json;
+use crate::token::shape::{self, Limits, Segments};
+
+/// Keys the sidecar fetched itself, per KeyManager name, consulted for `kid`s that the
+/// config does not know.
+#[derive(Clone, Debug, Default)]
+pub struct FetchedKeys {
+    by_key_manager: HashMap<String, Arc<KeySet>>,
+}
+
+impl FetchedKeys {
+    /// Fetched keys of `key_manager`.
+    pub fn get(&self, key_manager: &str) -> Option<&Arc<KeySet>> {
+        self.by_key_manager.get(key_manager)
+    }
+
+    /// A copy with `key_manager`'s keys replaced.
+    pub fn with(&self, key_manager: &str, keys: Arc<KeySet>) -> FetchedKeys {
+        let mut by_key_manager = self.by_key_manager.clone();
+        by_key_manager.insert(key_manager.to_string(), keys);
+        FetchedKeys { by_key_manager }
+    }
+}
+
+/// A token that passed every check but the signature.
+#[derive(Debug)]
+pub struct Inspected<'t> {
+    /// The JOSE header.
+    pub header: JoseHeader,
+    /// Index of the token's KeyManager in the config.
+    pub key_manager: usize,
+    /// The checked claims.
+    pub claims: Claims,
+    /// The key named by `kid`; `None` when neither the config nor fetched keys know it.
+    pub key: Option<Arc<VerificationKey>>,
+    segments: Segments<'t>,
+}
+
+impl Inspected<'_> {
+    /// The `kid`, if any.
+    pub fn kid(&self) -> Option<&str> {
+        self.header.kid.as_deref()
+    }
+}
+
+/// Decodes header and payload without checking anything but the encoding (for `explain`).
+pub fn decode_unverified(
+    token: &str,
+    limits: Limits,
+) -> Result<(Map<String, Value>, Map<String, Value>), Denial> {
+    let segments = shape::split(token, limits)?;
+    let header = json::parse_object(&shape::decode_segment(segments.header)?)?;
+    let payload = json::parse_object(&shape::decode_segment(segments.payload)?)?;
+    Ok((header, payload))
+}
+
+/// Steps 1–4 and 6: everything about the token itself except the signature.
+pub fn inspect<'t>(
+    config: &CompiledConfig,
+    fetched: &FetchedKeys,
+    token: &'t str,
+    limits: Limits,
+    now: i64,
+) -> Result<Inspected<'t>, Denial> {
+    let segments = shape::split(token, limits)?;
+    let header = header::parse(&shape::decode_segment(segments.header)?)?;
+    let payload = json::parse_object(&shape::decode_segment(segments.payload)?)?;
+
+    let key_manager = match config.issuer(claims::issuer(&payload)?) {
+        None => return Err(Denial::UnknownIssuer),
+        Some(IssuerMatch::NotAllowed(name)) => {
+            return Err(Denial::KeyManagerNotAllowed(name.clone()));
+        }
+        Some(IssuerMatch::Ambiguous) => return Err(Denial::AmbiguousIssuer),
+        Some(IssuerMatch::Allowed(index)) => *index,
+    };
+    let km = &config.key_managers[key_manager];
+    if !km.algorithms.contains(&header.alg) {
+        return Err(Denial::AlgNotAllowed(header.alg.as_str()));
+    }
+    if let Some(required) = &km.required_type
+        && !header::type_matches(header.typ.as_deref(), required)
+    {
+        return Err(Denial::TypeMismatch);
+    }
+    let key = find_key(&km.keys, fetched.get(&km.name), header.kid.as_deref())?;
+    if let Some(key) = &key
+        && !key.allows(header.alg)
+    {
+        return Err(Denial::KeyAlgMismatch(header.alg.as_str()));
+    }
+    let claims = claims::check(&payload, &km.claims, now)?;
+    Ok(Inspected {
+        header,
+        key_manager,
+        claims,
+        key,
+        segments,
+    })
+}
+
+fn find_key(
+    configured: &KeySet,
+    fetched: Option<&Arc<KeySet>>,
+    kid: Option<&str>,
+) -> Result<Option<Arc<VerificationKey>>, Denial> {
+    match configured.lookup(kid) {
+        Lookup::Found(key) => return Ok(Some(key.clone())),
+        Lookup::Ambiguous => return Err(Denial::AmbiguousKid),
+        Lookup::NoKid => return Err(Denial::MissingKid),
+        Lookup::Unknown => {}
+    }
+    match fetched.map(|keys| keys.lookup(kid)) {
+        Some(Lookup::Found(key)) => Ok(Some(key.clone())),
+        Some(Lookup::Ambiguous) => Err(Denial::AmbiguousKid),
+        Some(Lookup::NoKid) if kid.is_none() => Err(Denial::MissingKid),
+        _ => Ok(None),
+    }
+}
+
+/// Step 5: the signature, over the bytes as received.
+pub fn verify_signature(inspected: &Inspected<'_>) -> Result<(), Denial> {
+    let key = inspected.key.as_ref().ok_or(Denial::UnknownKid)?;
+    let signature = shape::decode_segment(inspected.segments.signature)?;
+    if key.verify(
+        inspected.header.alg,
+        inspected.segments.signing_input.as_bytes(),
+        &signature,
+        inspected.segments.signature,
+    ) {
+        Ok(())
+    } else {
+        Err(Denial::BadSignature)
+    }
+}
+
+/// A token that passed every check, signature included.
+#[derive(Debug)]
+pub struct Verified {
+    /// Index of its KeyManager.
+    pub key_manager: usize,
+    /// Its claims.
+    pub claims: Claims,
+}
+
+/// The whole pipeline without I/O: no JWKS fetch, no cache. Used by `explain`, the tests and
+/// the benchmarks; the proxy uses the same steps through [`crate::auth`].
+pub fn evaluate(
+    config: &CompiledConfig,
+    settings: &Settings,
+    fetched: &FetchedKeys,
+    token: &str,
+    route: Option<Route<'_>>,
+    now: i64,
+) -> Result<Verified, Denial> {
+    let inspected = inspect(config, fetched, token, settings.limits, now)?;
+    policy::authorize(
+        config,
+        settings,
+        inspected.key_manager,
+        &inspected.claims,
+        route,
+    )?;
+    verify_signature(&inspected)?;
+    Ok(Verified {
+        key_manager: inspected.key_manager,
+        claims: inspected.claims,
+    })
+}
+
+/// Re-checks a cached [`Verified`] token: `exp` against `now`, then the subscription and the
+/// route, against the current config.
+pub fn recheck<'a>(
+    config: &'a CompiledConfig,
+    settings: &Settings,
+    verified: &'a Verified,
+    route: Option<Route<'_>>,
+    now: i64,
+) -> Result<Grant<'a>, Denial> {
+    let km = &config.key_managers[verified.key_manager];
+    if !claims::unexpired(verified.claims.expires_at, now, km.claims.clock_skew) {
+        return Err(Denial::Expired);
+    }
+    policy::authorize(
+        config,
+        settings,
+        verified.key_manager,
+        &verified.claims,
+        route,
+    )
+}
+
+#[cfg(test)]
+mod tests;
