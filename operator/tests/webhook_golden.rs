@@ -34,10 +34,15 @@ fn run(case: &str, settings: &InjectorSettings) {
             json_patch::patch(&mut patched, &patch).expect("the patch applies to the input");
             let again: Pod = serde_json::from_value(patched.clone()).expect("still a Pod");
             let second = inject(&again, settings).expect("a patched pod is accepted");
-            assert!(second.is_empty(), "{case}: second pass is not a no-op: {second:?}");
+            assert!(
+                second.is_empty(),
+                "{case}: second pass is not a no-op: {second:?}"
+            );
             json!({ "patch": patch, "pod": patched })
         }
-        Err(error) => json!({ "refused": { "reason": error.reason(), "message": error.to_string() } }),
+        Err(error) => {
+            json!({ "refused": { "reason": error.reason(), "message": error.to_string() } })
+        }
     };
     let actual = serde_yaml::to_string(&actual).expect("serializable");
 
@@ -47,7 +52,10 @@ fn run(case: &str, settings: &InjectorSettings) {
         return;
     }
     let expected = std::fs::read_to_string(&output_path).unwrap_or_else(|e| {
-        panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", output_path.display())
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            output_path.display()
+        )
     });
     assert!(
         expected == actual,

@@ -27,13 +27,25 @@ pub struct WebhookArgs {
     #[arg(long, env = "POD_NAMESPACE", default_value = "outband")]
     pub webhook_namespace: String,
     /// MutatingWebhookConfiguration whose caBundle the operator keeps current.
-    #[arg(long, env = "OUTBAND_WEBHOOK_CONFIGURATION", default_value = "outband-sidecar-injector")]
+    #[arg(
+        long,
+        env = "OUTBAND_WEBHOOK_CONFIGURATION",
+        default_value = "outband-sidecar-injector"
+    )]
     pub webhook_configuration: String,
     /// Secret holding the operator's own webhook CA and serving certificate.
-    #[arg(long, env = "OUTBAND_WEBHOOK_TLS_SECRET", default_value = "outband-webhook-tls")]
+    #[arg(
+        long,
+        env = "OUTBAND_WEBHOOK_TLS_SECRET",
+        default_value = "outband-webhook-tls"
+    )]
     pub webhook_tls_secret: String,
     /// Service in front of the webhook; its DNS names go into the serving certificate.
-    #[arg(long, env = "OUTBAND_WEBHOOK_SERVICE", default_value = "outband-webhook")]
+    #[arg(
+        long,
+        env = "OUTBAND_WEBHOOK_SERVICE",
+        default_value = "outband-webhook"
+    )]
     pub webhook_service: String,
     /// More names (DNS or IP) for the serving certificate, comma-separated.
     #[arg(long, env = "OUTBAND_WEBHOOK_EXTRA_SANS", value_delimiter = ',')]
@@ -46,7 +58,11 @@ pub struct WebhookArgs {
     #[arg(long, env = "OUTBAND_SIDECAR_IMAGE", default_value_t = InjectorSettings::default().image)]
     pub sidecar_image: String,
     /// Pull policy of the injected sidecar.
-    #[arg(long, env = "OUTBAND_SIDECAR_IMAGE_PULL_POLICY", default_value = "IfNotPresent")]
+    #[arg(
+        long,
+        env = "OUTBAND_SIDECAR_IMAGE_PULL_POLICY",
+        default_value = "IfNotPresent"
+    )]
     pub sidecar_image_pull_policy: String,
     /// Port of the sidecar's proxy.
     #[arg(long, env = "OUTBAND_SIDECAR_PROXY_PORT", default_value_t = 15080)]
@@ -70,7 +86,12 @@ pub struct WebhookArgs {
     #[arg(long, env = "OUTBAND_SIDECAR_NATIVE", default_value_t = true, action = ArgAction::Set)]
     pub sidecar_native: bool,
     /// Extra sidecar arguments, comma-separated (e.g. --log-format=json).
-    #[arg(long, env = "OUTBAND_SIDECAR_EXTRA_ARGS", value_delimiter = ',', allow_hyphen_values = true)]
+    #[arg(
+        long,
+        env = "OUTBAND_SIDECAR_EXTRA_ARGS",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
     pub sidecar_extra_args: Vec<String>,
 }
 
@@ -103,7 +124,12 @@ impl WebhookArgs {
             format!("{service}.{namespace}"),
             service.clone(),
         ];
-        sans.extend(self.webhook_extra_sans.iter().filter(|s| !s.is_empty()).cloned());
+        sans.extend(
+            self.webhook_extra_sans
+                .iter()
+                .filter(|s| !s.is_empty())
+                .cloned(),
+        );
         sans
     }
 }
@@ -120,7 +146,11 @@ pub async fn run(
     };
     let store = CertStore::new();
     let certificates = match &args.webhook_cert_dir {
-        Some(dir) => tokio::spawn(tls::files::run(dir.clone(), store.clone(), Duration::from_secs(30))),
+        Some(dir) => tokio::spawn(tls::files::run(
+            dir.clone(),
+            store.clone(),
+            Duration::from_secs(30),
+        )),
         None => tokio::spawn(keeper::run(
             client,
             keeper::KeeperConfig {
@@ -141,7 +171,13 @@ pub async fn run(
     });
     let listener = tokio::net::TcpListener::bind(address).await?;
     tracing::info!(%address, "sidecar injection webhook listening");
-    let served = server::serve(listener, tls::store::server_config(store), webhook, shutdown).await;
+    let served = server::serve(
+        listener,
+        tls::store::server_config(store),
+        webhook,
+        shutdown,
+    )
+    .await;
     certificates.abort();
     Ok(served?)
 }

@@ -96,7 +96,12 @@ pub fn inject(pod: &Pod, settings: &InjectorSettings) -> Result<Patch, InjectErr
     if spec.host_network == Some(true) {
         return Err(InjectError::HostNetwork);
     }
-    if spec.volumes.iter().flatten().any(|v| v.name == CONFIG_VOLUME) {
+    if spec
+        .volumes
+        .iter()
+        .flatten()
+        .any(|v| v.name == CONFIG_VOLUME)
+    {
         return Err(InjectError::NameConflict {
             what: "volume",
             name: CONFIG_VOLUME.into(),
@@ -116,7 +121,11 @@ pub fn inject(pod: &Pod, settings: &InjectorSettings) -> Result<Patch, InjectErr
         )),
     }
     if let Some(takeover) = &ports.takeover {
-        ops.extend(takeover_ops(&spec.containers[takeover.container], takeover, ports.upstream));
+        ops.extend(takeover_ops(
+            &spec.containers[takeover.container],
+            takeover,
+            ports.upstream,
+        ));
     }
     let container = to_value(&sidecar::container(&workload, &ports, settings));
     // As a native sidecar it is the last init container: it starts after the app's own init
@@ -150,10 +159,16 @@ fn takeover_ops(app: &Container, takeover: &Takeover, number: u16) -> Vec<Value>
     for (field, probe) in probes {
         let Some(probe) = probe else { continue };
         if probe.http_get.as_ref().is_some_and(|h| by_name(&h.port)) {
-            ops.push(replace(&format!("{base}/{field}/httpGet/port"), json!(number)));
+            ops.push(replace(
+                &format!("{base}/{field}/httpGet/port"),
+                json!(number),
+            ));
         }
         if probe.tcp_socket.as_ref().is_some_and(|t| by_name(&t.port)) {
-            ops.push(replace(&format!("{base}/{field}/tcpSocket/port"), json!(number)));
+            ops.push(replace(
+                &format!("{base}/{field}/tcpSocket/port"),
+                json!(number),
+            ));
         }
     }
     let lifecycle = app.lifecycle.as_ref();
@@ -164,10 +179,16 @@ fn takeover_ops(app: &Container, takeover: &Takeover, number: u16) -> Vec<Value>
     for (field, hook) in hooks {
         let Some(hook) = hook else { continue };
         if hook.http_get.as_ref().is_some_and(|h| by_name(&h.port)) {
-            ops.push(replace(&format!("{base}/lifecycle/{field}/httpGet/port"), json!(number)));
+            ops.push(replace(
+                &format!("{base}/lifecycle/{field}/httpGet/port"),
+                json!(number),
+            ));
         }
         if hook.tcp_socket.as_ref().is_some_and(|t| by_name(&t.port)) {
-            ops.push(replace(&format!("{base}/lifecycle/{field}/tcpSocket/port"), json!(number)));
+            ops.push(replace(
+                &format!("{base}/lifecycle/{field}/tcpSocket/port"),
+                json!(number),
+            ));
         }
     }
     ops

@@ -15,7 +15,6 @@ pub mod inject;
 pub mod metrics;
 pub mod ports;
 pub mod review;
-pub mod route_scopes;
 pub mod server;
 pub mod settings;
 pub mod sidecar;

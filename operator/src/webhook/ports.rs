@@ -47,13 +47,18 @@ struct Declared<'a> {
 
 fn declared(containers: &[Container]) -> impl Iterator<Item = Declared<'_>> {
     containers.iter().enumerate().flat_map(|(c, container)| {
-        container.ports.iter().flatten().enumerate().map(move |(p, port)| Declared {
-            container: c,
-            port: p,
-            number: port.container_port,
-            name: port.name.as_deref(),
-            tcp: port.protocol.as_deref().is_none_or(|p| p == "TCP"),
-        })
+        container
+            .ports
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(move |(p, port)| Declared {
+                container: c,
+                port: p,
+                number: port.container_port,
+                name: port.name.as_deref(),
+                tcp: port.protocol.as_deref().is_none_or(|p| p == "TCP"),
+            })
     })
 }
 
@@ -116,7 +121,10 @@ pub fn plan(
         (None, _) => unreachable!("a named or defaulted port is always declared"),
     };
 
-    for (role, number) in [("proxy", settings.proxy_port), ("admin", settings.admin_port)] {
+    for (role, number) in [
+        ("proxy", settings.proxy_port),
+        ("admin", settings.admin_port),
+    ] {
         if upstream == number {
             return Err(bad_port(format!(
                 "port {upstream} is the sidecar's {role} port; the app must listen elsewhere"
@@ -126,7 +134,12 @@ pub fn plan(
             .containers
             .iter()
             .chain(spec.init_containers.iter().flatten())
-            .find(|c| c.ports.iter().flatten().any(|p| p.container_port == i32::from(number)));
+            .find(|c| {
+                c.ports
+                    .iter()
+                    .flatten()
+                    .any(|p| p.container_port == i32::from(number))
+            });
         if let Some(container) = in_use {
             return Err(InjectError::PortConflict {
                 port: number,
@@ -148,7 +161,9 @@ pub fn plan(
         .map_or_else(|| PROXY_PORT_NAME.to_string(), |t| t.name.clone());
     for name in [proxy_port_name.as_str(), ADMIN_PORT_NAME] {
         let clash = declared(&spec.containers)
-            .chain(declared(spec.init_containers.as_deref().unwrap_or_default()))
+            .chain(declared(
+                spec.init_containers.as_deref().unwrap_or_default(),
+            ))
             .filter(|d| d.name == Some(name))
             .count();
         let taken_over = usize::from(takeover.as_ref().is_some_and(|t| t.name == name));

@@ -1,9 +1,9 @@
 //! One AdmissionReview in, one out: decodes the request, calls [`inject`], and encodes the
 //! allowed-with-patch or refused response. No I/O.
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::core::Status;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
-use k8s_openapi::api::core::v1::Pod;
 
 use super::inject::{inject, is_injected, is_selected};
 use super::metrics::InjectionResult;
@@ -12,8 +12,8 @@ use super::settings::InjectorSettings;
 /// Handles the body of a `POST /mutate`; returns the response body and what happened.
 pub fn handle(body: &[u8], settings: &InjectorSettings) -> (Vec<u8>, InjectionResult) {
     let (response, result) = respond(body, settings);
-    let body = serde_json::to_vec(&response.into_review())
-        .expect("an AdmissionReview always serializes");
+    let body =
+        serde_json::to_vec(&response.into_review()).expect("an AdmissionReview always serializes");
     (body, result)
 }
 

@@ -90,7 +90,10 @@ async fn route(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let response = match (request.method(), request.uri().path()) {
         (&Method::POST, "/mutate") => {
-            match Limited::new(request.into_body(), MAX_BODY_BYTES).collect().await {
+            match Limited::new(request.into_body(), MAX_BODY_BYTES)
+                .collect()
+                .await
+            {
                 Ok(body) => {
                     let (body, result) = review::handle(&body.to_bytes(), &webhook.settings);
                     webhook.metrics.record(result);
@@ -112,8 +115,9 @@ async fn route(
 fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
     response
 }

@@ -44,7 +44,10 @@ pub struct InjectorSettings {
 impl Default for InjectorSettings {
     fn default() -> Self {
         InjectorSettings {
-            image: format!("ghcr.io/outband-dev/outband-sidecar:{}", env!("CARGO_PKG_VERSION")),
+            image: format!(
+                "ghcr.io/outband-dev/outband-sidecar:{}",
+                env!("CARGO_PKG_VERSION")
+            ),
             image_pull_policy: "IfNotPresent".into(),
             proxy_port: 15080,
             admin_port: 15021,

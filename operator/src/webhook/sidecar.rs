@@ -8,7 +8,7 @@
 
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapProjection, Container, ContainerPort, EnvVar, EnvVarSource,
-    HTTPGetAction, ObjectFieldSelector, ProjectedVolumeSource, Probe, SeccompProfile,
+    HTTPGetAction, ObjectFieldSelector, Probe, ProjectedVolumeSource, SeccompProfile,
     SecurityContext, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -22,7 +22,11 @@ use super::settings::{
 use super::workload::WorkloadSettings;
 
 /// The sidecar's command-line arguments (see `outband-sidecar --help`).
-pub fn args(workload: &WorkloadSettings, ports: &PortPlan, settings: &InjectorSettings) -> Vec<String> {
+pub fn args(
+    workload: &WorkloadSettings,
+    ports: &PortPlan,
+    settings: &InjectorSettings,
+) -> Vec<String> {
     let mut args = vec![
         format!("--listen=0.0.0.0:{}", settings.proxy_port),
         format!("--upstream=http://127.0.0.1:{}", ports.upstream),
@@ -33,7 +37,10 @@ pub fn args(workload: &WorkloadSettings, ports: &PortPlan, settings: &InjectorSe
         format!("--key-type={}", workload.key_type),
     ];
     if !workload.key_managers.is_empty() {
-        args.push(format!("--key-managers={}", workload.key_managers.join(",")));
+        args.push(format!(
+            "--key-managers={}",
+            workload.key_managers.join(",")
+        ));
     }
     if let Some(rules) = &workload.route_scopes {
         args.push(format!("--route-scopes={rules}"));

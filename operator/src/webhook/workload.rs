@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use outband_crds::annotations as ann;
 
-use super::route_scopes;
+use outband_crds::route_scopes::parse_route_scopes;
 
 /// The validated per-workload settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,7 +18,8 @@ pub struct WorkloadSettings {
     pub key_managers: Vec<String>,
     /// `outband.dev/upstream-port`, when given.
     pub upstream_port: Option<PortRef>,
-    /// `outband.dev/route-scopes`, normalised (rules joined by `; `), when given.
+    /// `outband.dev/route-scopes` as written (checked with the sidecar's own parser), when it
+    /// holds at least one rule.
     pub route_scopes: Option<String>,
     /// `outband.dev/allowed-subscriber-namespaces`; empty means only the API's own namespace.
     pub allowed_subscriber_namespaces: Vec<String>,
@@ -95,9 +96,14 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<WorkloadSettings,
         .map(|value| parse_port(value).map_err(|problem| bad(ann::UPSTREAM_PORT, problem)))
         .transpose()?;
 
-    let route_scopes = get(ann::ROUTE_SCOPES)
-        .map(|value| route_scopes::check(value).map_err(|problem| bad(ann::ROUTE_SCOPES, problem)))
-        .transpose()?;
+    let route_scopes = match get(ann::ROUTE_SCOPES) {
+        None => None,
+        Some(value) => match parse_route_scopes(value) {
+            Ok(rules) if rules.rules.is_empty() => None,
+            Ok(_) => Some(value.to_string()),
+            Err(error) => return Err(bad(ann::ROUTE_SCOPES, error.to_string())),
+        },
+    };
 
     let allowed_subscriber_namespaces = match get(ann::ALLOWED_SUBSCRIBER_NAMESPACES) {
         None => Vec::new(),
@@ -150,7 +156,9 @@ fn parse_port(value: &str) -> Result<PortRef, String> {
     if value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty() {
         return match value.parse::<u16>() {
             Ok(port) if port > 0 => Ok(PortRef::Number(port)),
-            _ => Err(format!("{value:?} is not a port number between 1 and 65535")),
+            _ => Err(format!(
+                "{value:?} is not a port number between 1 and 65535"
+            )),
         };
     }
     if is_port_name(value) {
@@ -230,7 +238,10 @@ mod tests {
             (ann::KEY_TYPE, "SANDBOX"),
             (ann::KEY_MANAGERS, "auth0, entra"),
             (ann::UPSTREAM_PORT, "8080"),
-            (ann::ROUTE_SCOPES, "GET /orders/* orders:read;POST /orders orders:write"),
+            (
+                ann::ROUTE_SCOPES,
+                "GET /orders/* orders:read;POST /orders orders:write",
+            ),
             (ann::ALLOWED_SUBSCRIBER_NAMESPACES, "shop,billing"),
         ]))
         .unwrap();
@@ -239,7 +250,7 @@ mod tests {
         assert_eq!(settings.upstream_port, Some(PortRef::Number(8080)));
         assert_eq!(
             settings.route_scopes.as_deref(),
-            Some("GET /orders/* orders:read; POST /orders orders:write")
+            Some("GET /orders/* orders:read;POST /orders orders:write")
         );
         assert_eq!(settings.allowed_subscriber_namespaces, ["shop", "billing"]);
     }
@@ -248,7 +259,10 @@ mod tests {
     fn a_missing_api_names_the_annotation() {
         let err = refused(&[]);
         assert_eq!(err.annotation, ann::API);
-        assert!(err.to_string().starts_with("annotation outband.dev/api: is required"));
+        assert!(
+            err.to_string()
+                .starts_with("annotation outband.dev/api: is required")
+        );
     }
 
     #[test]
@@ -268,7 +282,16 @@ mod tests {
 
     #[test]
     fn bad_upstream_ports_are_refused() {
-        for port in ["0", "65536", "99999999999", "Http", "-http", "a-very-long-port-name", "12-34", "web--api"] {
+        for port in [
+            "0",
+            "65536",
+            "99999999999",
+            "Http",
+            "-http",
+            "a-very-long-port-name",
+            "12-34",
+            "web--api",
+        ] {
             let err = refused(&[(ann::API, "orders"), (ann::UPSTREAM_PORT, port)]);
             assert_eq!(err.annotation, ann::UPSTREAM_PORT, "{port}");
         }
@@ -285,8 +308,15 @@ mod tests {
     #[test]
     fn bad_allowed_namespaces_are_refused() {
         for list in ["", "shop,", "Shop", "a.b", "*,shop", "shop,shop"] {
-            let err = refused(&[(ann::API, "orders"), (ann::ALLOWED_SUBSCRIBER_NAMESPACES, list)]);
-            assert_eq!(err.annotation, ann::ALLOWED_SUBSCRIBER_NAMESPACES, "{list:?}");
+            let err = refused(&[
+                (ann::API, "orders"),
+                (ann::ALLOWED_SUBSCRIBER_NAMESPACES, list),
+            ]);
+            assert_eq!(
+                err.annotation,
+                ann::ALLOWED_SUBSCRIBER_NAMESPACES,
+                "{list:?}"
+            );
         }
     }
 

@@ -55,7 +55,11 @@ pub async fn run(client: Client, config: KeeperConfig, store: Arc<CertStore>) {
 }
 
 /// One pass: read (or create/rotate) the Secret, load it, publish the CA bundle.
-pub async fn sync(client: &Client, config: &KeeperConfig, store: &CertStore) -> Result<(), TlsError> {
+pub async fn sync(
+    client: &Client,
+    config: &KeeperConfig,
+    store: &CertStore,
+) -> Result<(), TlsError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &config.namespace);
     let material = loop {
         let existing = secrets
@@ -65,16 +69,25 @@ pub async fn sync(client: &Client, config: &KeeperConfig, store: &CertStore) -> 
         let current = existing.as_ref().and_then(from_secret);
         let now = SystemTime::now();
         let plan = pki::plan(current.as_ref(), &config.sans, now, &config.lifetimes);
-        let Some(next) = pki::execute(plan, current.as_ref(), &config.sans, now, &config.lifetimes)?
+        let Some(next) =
+            pki::execute(plan, current.as_ref(), &config.sans, now, &config.lifetimes)?
         else {
             break current.expect("Keep implies existing material");
         };
         let written = match existing {
-            None => secrets.create(&PostParams::default(), &to_secret(config, &next, None)).await,
+            None => {
+                secrets
+                    .create(&PostParams::default(), &to_secret(config, &next, None))
+                    .await
+            }
             Some(old) => {
                 let version = old.resource_version();
                 secrets
-                    .replace(&config.secret, &PostParams::default(), &to_secret(config, &next, version))
+                    .replace(
+                        &config.secret,
+                        &PostParams::default(),
+                        &to_secret(config, &next, version),
+                    )
                     .await
             }
         };
@@ -85,7 +98,12 @@ pub async fn sync(client: &Client, config: &KeeperConfig, store: &CertStore) -> 
             }
             // Another replica got there first: use what it wrote.
             Err(kube::Error::Api(status)) if status.code == 409 => continue,
-            Err(source) => return Err(kube_error(format!("writing Secret {}", config.secret), source)),
+            Err(source) => {
+                return Err(kube_error(
+                    format!("writing Secret {}", config.secret),
+                    source,
+                ));
+            }
         }
     };
     store.load_pem(&material.tls_cert, &material.tls_key)?;
@@ -96,7 +114,10 @@ pub async fn sync(client: &Client, config: &KeeperConfig, store: &CertStore) -> 
 pub async fn publish_ca_bundle(client: &Client, name: &str, bundle: &str) -> Result<(), TlsError> {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let action = || format!("updating the caBundle of MutatingWebhookConfiguration {name}");
-    let configuration = api.get(name).await.map_err(|source| kube_error(action(), source))?;
+    let configuration = api
+        .get(name)
+        .await
+        .map_err(|source| kube_error(action(), source))?;
     let wanted = ByteString(bundle.as_bytes().to_vec());
     let mut ops = Vec::new();
     for (i, webhook) in configuration.webhooks.iter().flatten().enumerate() {
@@ -129,7 +150,12 @@ fn from_secret(secret: &Secret) -> Option<Material> {
     let sans = secret
         .annotations()
         .get(SANS_ANNOTATION)
-        .map(|s| s.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
+        .map(|s| {
+            s.split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default();
     Some(Material {
         ca_cert: text("ca.crt")?,
@@ -141,7 +167,11 @@ fn from_secret(secret: &Secret) -> Option<Material> {
     })
 }
 
-fn to_secret(config: &KeeperConfig, material: &Material, resource_version: Option<String>) -> Secret {
+fn to_secret(
+    config: &KeeperConfig,
+    material: &Material,
+    resource_version: Option<String>,
+) -> Secret {
     let bytes = |s: &str| ByteString(s.as_bytes().to_vec());
     Secret {
         metadata: ObjectMeta {

@@ -71,7 +71,12 @@ pub enum Plan {
 }
 
 /// Decides what to do with `current` at `now`.
-pub fn plan(current: Option<&Material>, sans: &[String], now: SystemTime, life: &Lifetimes) -> Plan {
+pub fn plan(
+    current: Option<&Material>,
+    sans: &[String],
+    now: SystemTime,
+    life: &Lifetimes,
+) -> Plan {
     let Some(current) = current else {
         return Plan::Create;
     };
@@ -99,7 +104,8 @@ pub fn execute(
     let material = match (plan, current) {
         (Plan::Keep, _) => return Ok(None),
         (Plan::RenewServing, Some(current)) => {
-            let (tls_cert, tls_key) = issue_serving(&current.ca_cert, &current.ca_key, sans, now, life)?;
+            let (tls_cert, tls_key) =
+                issue_serving(&current.ca_cert, &current.ca_key, sans, now, life)?;
             Material {
                 tls_cert,
                 tls_key,
@@ -197,14 +203,20 @@ mod tests {
 
     #[test]
     fn nothing_yet_means_create() {
-        assert_eq!(plan(None, &sans(), t0(), &Lifetimes::default()), Plan::Create);
+        assert_eq!(
+            plan(None, &sans(), t0(), &Lifetimes::default()),
+            Plan::Create
+        );
     }
 
     #[test]
     fn fresh_material_is_kept() {
         let life = Lifetimes::default();
         let material = create(&sans(), t0(), &life).unwrap();
-        assert_eq!(plan(Some(&material), &sans(), t0() + 59 * DAY, &life), Plan::Keep);
+        assert_eq!(
+            plan(Some(&material), &sans(), t0() + 59 * DAY, &life),
+            Plan::Keep
+        );
     }
 
     #[test]
@@ -212,7 +224,10 @@ mod tests {
         let life = Lifetimes::default();
         let material = create(&sans(), t0(), &life).unwrap();
         let later = t0() + 61 * DAY;
-        assert_eq!(plan(Some(&material), &sans(), later, &life), Plan::RenewServing);
+        assert_eq!(
+            plan(Some(&material), &sans(), later, &life),
+            Plan::RenewServing
+        );
         let renewed = execute(Plan::RenewServing, Some(&material), &sans(), later, &life)
             .unwrap()
             .unwrap();
@@ -226,7 +241,10 @@ mod tests {
         let life = Lifetimes::default();
         let material = create(&sans(), t0(), &life).unwrap();
         let other = vec!["other.outband.svc".to_string()];
-        assert_eq!(plan(Some(&material), &other, t0(), &life), Plan::RenewServing);
+        assert_eq!(
+            plan(Some(&material), &other, t0(), &life),
+            Plan::RenewServing
+        );
     }
 
     #[test]

@@ -33,11 +33,15 @@ impl CertStore {
         {
             return Ok(());
         }
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| parse("the serving certificate", e))?;
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| parse("the serving certificate", e))?;
         if chain.is_empty() {
-            return Err(parse("the serving certificate", "no certificate in the PEM"));
+            return Err(parse(
+                "the serving certificate",
+                "no certificate in the PEM",
+            ));
         }
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
             .map_err(|e| parse("the serving key", e))?;
