@@ -1,0 +1,3 @@
+//! `outband-operator`: see the library for what it does.
+
+fn main() {}
