@@ -5,6 +5,7 @@
 //! installs it; nothing is skipped.
 
 pub mod control_plane;
+pub mod oidc;
 pub mod paths;
 pub mod pki;
 pub mod ports;
