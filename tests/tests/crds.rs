@@ -342,5 +342,8 @@ async fn crds_validate_at_admission_and_accept_the_samples() {
         .output()
         .unwrap();
     let explain = String::from_utf8_lossy(&output.stdout);
-    assert!(explain.contains("Unique per KeyManager across the cluster"), "{explain}");
+    assert!(
+        explain.contains("Unique per KeyManager across the cluster"),
+        "{explain}"
+    );
 }
