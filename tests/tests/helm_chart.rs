@@ -119,13 +119,28 @@ fn helm_lint_passes_with_default_and_every_optional_value() {
 #[test]
 fn optional_objects_are_rendered_only_when_enabled() {
     let default = kinds(&template(&[]).unwrap());
-    for kind in ["ServiceMonitor", "PodMonitor", "ConfigMap", "Certificate", "Issuer"] {
-        assert!(!default.contains(&kind.to_string()), "{kind} rendered by default");
+    for kind in [
+        "ServiceMonitor",
+        "PodMonitor",
+        "ConfigMap",
+        "Certificate",
+        "Issuer",
+    ] {
+        assert!(
+            !default.contains(&kind.to_string()),
+            "{kind} rendered by default"
+        );
     }
     let mut args = ALL_OPTIONAL.to_vec();
     args.extend_from_slice(&["--set", "webhook.certManager.enabled=true"]);
     let all = kinds(&template(&args).unwrap());
-    for kind in ["ServiceMonitor", "PodMonitor", "ConfigMap", "Certificate", "Issuer"] {
+    for kind in [
+        "ServiceMonitor",
+        "PodMonitor",
+        "ConfigMap",
+        "Certificate",
+        "Issuer",
+    ] {
         assert!(all.contains(&kind.to_string()), "{kind} missing: {all:?}");
     }
 }
@@ -137,7 +152,9 @@ fn the_grafana_dashboard_is_valid_json() {
         .into_iter()
         .find(|d| d["kind"] == "ConfigMap")
         .expect("dashboard ConfigMap");
-    let json = dashboard["data"]["outband.json"].as_str().expect("dashboard data");
+    let json = dashboard["data"]["outband.json"]
+        .as_str()
+        .expect("dashboard data");
     let parsed: serde_json::Value = serde_json::from_str(json).expect("dashboard is JSON");
     assert!(parsed["panels"].as_array().is_some_and(|p| !p.is_empty()));
 }
@@ -166,7 +183,10 @@ fn the_rendered_webhook_never_lets_a_labelled_pod_start_unprotected() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(values.contains(&"kube-system") && values.contains(&RELEASE_NAMESPACE), "{values:?}");
+    assert!(
+        values.contains(&"kube-system") && values.contains(&RELEASE_NAMESPACE),
+        "{values:?}"
+    );
     assert_eq!(webhook["rules"][0]["operations"][0], "CREATE");
     assert_eq!(webhook["rules"][0]["resources"][0], "pods");
     assert!(
@@ -206,13 +226,22 @@ async fn helm_template_is_accepted_by_the_real_apiserver_in_a_server_side_dry_ru
     let output = plane
         .kubectl()
         .unwrap()
-        .args(["apply", "--server-side", "--dry-run=server", "--field-manager=outband-tests", "-f"])
+        .args([
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "--field-manager=outband-tests",
+            "-f",
+        ])
         .arg(&manifest)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "kubectl apply failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "kubectl apply failed:\n{stdout}\n{stderr}"
+    );
     for kind in kinds(&rendered) {
         let kind = kind.to_lowercase();
         assert!(stdout.contains(&kind), "{kind} not applied:\n{stdout}");

@@ -138,7 +138,7 @@ impl WebhookArgs {
 pub async fn run(
     args: WebhookArgs,
     client: Client,
-    registry: &Registry,
+    registry: Registry,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let Some(address) = args.webhook_listen else {
@@ -167,7 +167,7 @@ pub async fn run(
     };
     let webhook = Arc::new(Webhook {
         settings: args.settings(),
-        metrics: WebhookMetrics::new(registry)?,
+        metrics: WebhookMetrics::new(&registry)?,
     });
     let listener = tokio::net::TcpListener::bind(address).await?;
     tracing::info!(%address, "sidecar injection webhook listening");

@@ -1,0 +1,556 @@
+//! The injection webhook against a real kube-apiserver: the operator binary serves it on
+//! 127.0.0.1, and the apiserver calls it through a MutatingWebhookConfiguration registered
+//! with `clientConfig.url` (the test control plane has no Services to route to). The
+//! operator itself creates the TLS Secret and writes the `caBundle`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Container, Pod, Secret};
+use kube::api::{Api, ListParams, PostParams};
+use kube::{Client, ResourceExt};
+use outband_tests::control_plane::{ControlPlane, ControlPlaneOptions, wait_until};
+use outband_tests::paths;
+use outband_tests::ports::free_port;
+use outband_tests::process::ManagedProcess;
+use serde_json::json;
+
+const OPERATOR_NAMESPACE: &str = "outband-system";
+const APP_NAMESPACE: &str = "shop";
+const CONFIGURATION: &str = "outband-sidecar-injector";
+const SIDECAR_IMAGE: &str = "registry.example/outband-sidecar:test";
+
+/// A control plane, the operator with its webhook, and the webhook registered.
+struct Injector {
+    operator: ManagedProcess,
+    client: Client,
+    admin_port: u16,
+    // Last: dropped after the operator.
+    _plane: ControlPlane,
+}
+
+impl Injector {
+    async fn start(options: ControlPlaneOptions) -> anyhow::Result<Injector> {
+        let plane = ControlPlane::start_with(options).await?;
+        plane.install_crds().await?;
+        plane.create_namespace(OPERATOR_NAMESPACE).await?;
+        plane.create_namespace(APP_NAMESPACE).await?;
+        let client = plane.client().await?;
+
+        let port = free_port();
+        let admin_port = free_port();
+        register_webhook(&client, port).await?;
+
+        let kubeconfig = plane
+            .kubeconfig_path()
+            .to_str()
+            .context("kubeconfig path")?;
+        let operator = ManagedProcess::spawn(
+            "outband-operator",
+            &paths::binary("outband-operator")?,
+            &[
+                format!("--admin-listen=127.0.0.1:{admin_port}"),
+                format!("--webhook-listen=127.0.0.1:{port}"),
+                format!("--webhook-namespace={OPERATOR_NAMESPACE}"),
+                format!("--webhook-configuration={CONFIGURATION}"),
+                "--webhook-extra-sans=127.0.0.1".to_string(),
+                format!("--sidecar-image={SIDECAR_IMAGE}"),
+                "--sidecar-cpu-request=25m".to_string(),
+                "--sidecar-memory-request=48Mi".to_string(),
+                "--sidecar-memory-limit=96Mi".to_string(),
+            ],
+            &[("KUBECONFIG", kubeconfig), ("RUST_LOG", "info")],
+            &plane.scratch_dir().join("operator.log"),
+        )?;
+        let mut injector = Injector {
+            operator,
+            client,
+            admin_port,
+            _plane: plane,
+        };
+        injector.wait_ready().await?;
+        Ok(injector)
+    }
+
+    /// Ready when the operator has published its CA and a labelled pod is injected
+    /// (checked with a server-side dry run, which calls the webhook too).
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let configurations: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
+        let pods = self.pods();
+        let result = wait_until(Duration::from_secs(90), "the webhook to inject", || {
+            let configurations = configurations.clone();
+            let pods = pods.clone();
+            async move {
+                let configuration = configurations.get(CONFIGURATION).await?;
+                let has_ca = configuration.webhooks.iter().flatten().all(|w| {
+                    w.client_config
+                        .ca_bundle
+                        .as_ref()
+                        .is_some_and(|b| !b.0.is_empty())
+                });
+                if !has_ca {
+                    return Ok(false);
+                }
+                let params = PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                };
+                let pod = pods.create(&params, &labelled_pod("probe", &[])).await?;
+                Ok(is_injected(&pod))
+            }
+        })
+        .await;
+        if let Some(status) = self.operator.exited() {
+            anyhow::bail!(
+                "the operator exited ({status}):\n{}",
+                self.operator.log_tail(40)
+            );
+        }
+        result.with_context(|| format!("operator log:\n{}", self.operator.log_tail(40)))
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), APP_NAMESPACE)
+    }
+
+    /// The operator's `/metrics` text.
+    async fn metrics(&self) -> anyhow::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port)).await?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .context("an HTTP response")?;
+        anyhow::ensure!(
+            head.starts_with("HTTP/1.") && head.contains(" 200 "),
+            "{head}"
+        );
+        Ok(body.to_string())
+    }
+}
+
+async fn register_webhook(client: &Client, port: u16) -> anyhow::Result<()> {
+    let configuration: MutatingWebhookConfiguration = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": { "name": CONFIGURATION },
+        "webhooks": [{
+            "name": "inject.outband.dev",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 5,
+            "reinvocationPolicy": "IfNeeded",
+            "clientConfig": { "url": format!("https://127.0.0.1:{port}/mutate") },
+            "rules": [{
+                "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
+                "operations": ["CREATE"], "scope": "Namespaced",
+            }],
+            "objectSelector": { "matchLabels": { "outband.dev/inject": "enabled" } },
+            "namespaceSelector": { "matchExpressions": [{
+                "key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                "values": ["kube-system", OPERATOR_NAMESPACE],
+            }]},
+        }],
+    }))?;
+    Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &configuration)
+        .await?;
+    Ok(())
+}
+
+fn pod_with(name: &str, labels: serde_json::Value, annotations: &[(&str, &str)]) -> Pod {
+    let annotations: BTreeMap<&str, &str> = annotations.iter().copied().collect();
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": { "name": name, "labels": labels, "annotations": annotations },
+        "spec": { "containers": [{
+            "name": "app",
+            "image": "registry.example/orders:2.0",
+            "ports": [{ "name": "http", "containerPort": 8080 }],
+        }]},
+    }))
+    .expect("a valid pod")
+}
+
+/// A labelled pod for API `orders` plus `extra` annotations.
+fn labelled_pod(name: &str, extra: &[(&str, &str)]) -> Pod {
+    let mut annotations = vec![("outband.dev/api", "orders")];
+    annotations.extend_from_slice(extra);
+    pod_with(
+        name,
+        json!({ "app": "orders", "outband.dev/inject": "enabled" }),
+        &annotations,
+    )
+}
+
+fn sidecar(pod: &Pod) -> Option<&Container> {
+    let spec = pod.spec.as_ref()?;
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+        .find(|c| c.name == "outband-sidecar")
+}
+
+fn is_injected(pod: &Pod) -> bool {
+    sidecar(pod).is_some()
+}
+
+fn refusal(error: kube::Error) -> (u16, String) {
+    match error {
+        kube::Error::Api(status) => (status.code, status.message),
+        other => panic!("expected a refusal from the API server, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_labelled_deployments_pod_comes_back_with_the_sidecar() {
+    let injector = Injector::start(ControlPlaneOptions {
+        controller_manager: true,
+    })
+    .await
+    .unwrap();
+    let deployment: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": "orders", "namespace": APP_NAMESPACE },
+        "spec": {
+            "replicas": 1,
+            "selector": { "matchLabels": { "app": "orders" } },
+            "template": {
+                "metadata": {
+                    "labels": { "app": "orders", "outband.dev/inject": "enabled" },
+                    "annotations": {
+                        "outband.dev/api": "orders",
+                        "outband.dev/upstream-port": "http",
+                        "outband.dev/key-type": "SANDBOX",
+                        "outband.dev/key-managers": "auth0",
+                        "outband.dev/route-scopes": "GET /orders/* orders:read",
+                    },
+                },
+                "spec": { "containers": [{
+                    "name": "app",
+                    "image": "registry.example/orders:2.0",
+                    "ports": [{ "name": "http", "containerPort": 8080 }],
+                    "readinessProbe": { "httpGet": { "path": "/health", "port": "http" } },
+                }]},
+            },
+        },
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(injector.client.clone(), APP_NAMESPACE)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+
+    // The ReplicaSet controller creates the pod; the API server calls the webhook.
+    let pods = injector.pods();
+    let list = ListParams::default().labels("app=orders");
+    wait_until(Duration::from_secs(60), "the Deployment's pod", || {
+        let pods = pods.clone();
+        let list = list.clone();
+        async move { Ok(!pods.list(&list).await?.items.is_empty()) }
+    })
+    .await
+    .unwrap();
+    let pod = pods.list(&list).await.unwrap().items.remove(0);
+    assert!(
+        pod.owner_references()
+            .iter()
+            .any(|o| o.kind == "ReplicaSet")
+    );
+    let spec = pod.spec.as_ref().unwrap();
+
+    // A native sidecar: the last init container, restartPolicy Always.
+    let sidecar = spec.init_containers.as_ref().unwrap().last().unwrap();
+    assert_eq!(sidecar.name, "outband-sidecar");
+    assert_eq!(sidecar.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(sidecar.image.as_deref(), Some(SIDECAR_IMAGE));
+    let args = sidecar.args.clone().unwrap();
+    for expected in [
+        "--listen=0.0.0.0:15080",
+        "--upstream=http://127.0.0.1:8080",
+        "--admin-listen=0.0.0.0:15021",
+        "--config-dir=/etc/outband/config",
+        "--api=orders",
+        "--namespace=$(POD_NAMESPACE)",
+        "--key-type=SANDBOX",
+        "--key-managers=auth0",
+        "--route-scopes=GET /orders/* orders:read",
+    ] {
+        assert!(
+            args.iter().any(|a| a == expected),
+            "{expected} not in {args:?}"
+        );
+    }
+
+    // The sidecar took over the port name; the app keeps the number, its probe the port.
+    let sidecar_ports: Vec<(String, i32)> = sidecar
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| (p.name.clone().unwrap_or_default(), p.container_port))
+        .collect();
+    assert_eq!(
+        sidecar_ports,
+        [
+            ("http".to_string(), 15080),
+            ("outband-admin".to_string(), 15021)
+        ]
+    );
+    let app = &spec.containers[0];
+    let app_port = &app.ports.as_ref().unwrap()[0];
+    assert_eq!(
+        (app_port.name.as_deref(), app_port.container_port),
+        (None, 8080)
+    );
+    let app_probe = app
+        .readiness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        app_probe.port,
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080)
+    );
+
+    // Hardened, probed on the admin port, resources from the operator's flags.
+    let security = sidecar.security_context.as_ref().unwrap();
+    assert_eq!(security.run_as_non_root, Some(true));
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        security.capabilities.as_ref().unwrap().drop.as_deref(),
+        Some(&["ALL".to_string()][..])
+    );
+    assert_eq!(
+        security.seccomp_profile.as_ref().unwrap().type_,
+        "RuntimeDefault"
+    );
+    for (probe, path) in [
+        (&sidecar.liveness_probe, "/livez"),
+        (&sidecar.readiness_probe, "/readyz"),
+    ] {
+        let http = probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(http.path.as_deref(), Some(path));
+        assert_eq!(
+            http.port,
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(
+                "outband-admin".into()
+            )
+        );
+    }
+    let resources = sidecar.resources.as_ref().unwrap();
+    let requests = resources.requests.as_ref().unwrap();
+    assert_eq!(requests["cpu"].0, "25m");
+    assert_eq!(requests["memory"].0, "48Mi");
+    assert_eq!(resources.limits.as_ref().unwrap()["memory"].0, "96Mi");
+
+    // The config: every shard ConfigMap of the API, optional, in one projected volume.
+    let volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "outband-config")
+        .unwrap();
+    let sources = volume.projected.as_ref().unwrap().sources.as_ref().unwrap();
+    let names: Vec<(String, Option<bool>)> = sources
+        .iter()
+        .map(|s| {
+            let cm = s.config_map.as_ref().unwrap();
+            (cm.name.clone(), cm.optional)
+        })
+        .collect();
+    let expected: Vec<(String, Option<bool>)> = std::iter::once("outband-api-orders".to_string())
+        .chain((1..8).map(|i| format!("outband-api-orders-{i}")))
+        .map(|n| (n, Some(true)))
+        .collect();
+    assert_eq!(names, expected);
+    let mount = &sidecar.volume_mounts.as_ref().unwrap()[0];
+    assert_eq!(
+        (
+            mount.name.as_str(),
+            mount.mount_path.as_str(),
+            mount.read_only
+        ),
+        ("outband-config", "/etc/outband/config", Some(true))
+    );
+    assert!(pod.annotations().contains_key("outband.dev/injected"));
+
+    // The operator keeps its webhook certificate in a Secret in its namespace.
+    let secret = Api::<Secret>::namespaced(injector.client.clone(), OPERATOR_NAMESPACE)
+        .get("outband-webhook-tls")
+        .await
+        .unwrap();
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+    let metrics = injector.metrics().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("outband_webhook_injections_total{result=\"injected\"}")
+            && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn an_unlabelled_pod_is_untouched() {
+    let injector = Injector::start(ControlPlaneOptions::default())
+        .await
+        .unwrap();
+    let pod = pod_with(
+        "plain",
+        json!({ "app": "plain" }),
+        &[("outband.dev/api", "orders")],
+    );
+    let created = injector
+        .pods()
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
+    let spec = created.spec.unwrap();
+    assert!(spec.init_containers.is_none());
+    assert_eq!(spec.containers.len(), 1);
+    assert_eq!(
+        spec.containers[0].ports.as_ref().unwrap()[0]
+            .name
+            .as_deref(),
+        Some("http")
+    );
+    assert!(spec.volumes.is_none());
+    assert!(
+        !created
+            .metadata
+            .annotations
+            .unwrap()
+            .contains_key("outband.dev/injected")
+    );
+}
+
+#[tokio::test]
+async fn a_pod_with_a_bad_annotation_is_refused_with_a_message_naming_it() {
+    let injector = Injector::start(ControlPlaneOptions::default())
+        .await
+        .unwrap();
+    let cases = [
+        ("no-api", vec![("outband.dev/api", "")], "outband.dev/api"),
+        (
+            "bad-key-type",
+            vec![("outband.dev/key-type", "production")],
+            "outband.dev/key-type",
+        ),
+        (
+            "bad-port",
+            vec![("outband.dev/upstream-port", "70000")],
+            "outband.dev/upstream-port",
+        ),
+        (
+            "bad-scopes",
+            vec![("outband.dev/route-scopes", "GET orders read")],
+            "outband.dev/route-scopes",
+        ),
+        (
+            "bad-kms",
+            vec![("outband.dev/key-managers", "a,,b")],
+            "outband.dev/key-managers",
+        ),
+        (
+            "bad-namespaces",
+            vec![("outband.dev/allowed-subscriber-namespaces", "Team_B")],
+            "outband.dev/allowed-subscriber-namespaces",
+        ),
+    ];
+    for (name, annotations, named) in cases {
+        let error = injector
+            .pods()
+            .create(&PostParams::default(), &labelled_pod(name, &annotations))
+            .await
+            .expect_err(name);
+        let (code, message) = refusal(error);
+        assert_eq!(code, 400, "{name}: {message}");
+        assert!(
+            message.contains(&format!("annotation {named}")),
+            "{name}: {message}"
+        );
+        assert!(message.contains("inject.outband.dev"), "{name}: {message}");
+        assert!(injector.pods().get_opt(name).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_second_pass_changes_nothing() {
+    let injector = Injector::start(ControlPlaneOptions::default())
+        .await
+        .unwrap();
+    let pods = injector.pods();
+    let first = pods
+        .create(&PostParams::default(), &labelled_pod("first", &[]))
+        .await
+        .unwrap();
+    assert!(is_injected(&first));
+
+    // Submit the injected pod again, as a copy: the webhook must leave it exactly as it is.
+    let mut again = first.clone();
+    again.metadata = kube::api::ObjectMeta {
+        name: Some("again".into()),
+        labels: first.metadata.labels.clone(),
+        annotations: first.metadata.annotations.clone(),
+        ..Default::default()
+    };
+    again.status = None;
+    let second = pods.create(&PostParams::default(), &again).await.unwrap();
+    assert_eq!(second.metadata.annotations, first.metadata.annotations);
+    let (a, b) = (first.spec.unwrap(), second.spec.unwrap());
+    assert_eq!(a.init_containers, b.init_containers);
+    assert_eq!(a.containers, b.containers);
+    assert_eq!(a.volumes, b.volumes);
+    let metrics = injector.metrics().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("outband_webhook_injections_total{result=\"already_injected\"}")
+            && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn with_the_webhook_down_a_labelled_pod_is_refused() {
+    let mut injector = Injector::start(ControlPlaneOptions::default())
+        .await
+        .unwrap();
+    injector.operator.kill();
+
+    let error = injector
+        .pods()
+        .create(&PostParams::default(), &labelled_pod("unprotected", &[]))
+        .await
+        .expect_err("a labelled pod must not be created without the webhook");
+    let (_, message) = refusal(error);
+    assert!(message.contains("failed calling webhook"), "{message}");
+    assert!(
+        injector
+            .pods()
+            .get_opt("unprotected")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Unlabelled pods never reach the webhook, so they still start.
+    let plain = pod_with("plain", json!({ "app": "plain" }), &[]);
+    injector
+        .pods()
+        .create(&PostParams::default(), &plain)
+        .await
+        .expect("an unlabelled pod does not depend on the webhook");
+}
