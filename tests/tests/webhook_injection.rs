@@ -34,6 +34,14 @@ struct Injector {
 
 impl Injector {
     async fn start(options: ControlPlaneOptions) -> anyhow::Result<Injector> {
+        Injector::start_with_secret(options, None).await
+    }
+
+    /// Like [`Injector::start`], with the webhook TLS Secret created before the operator.
+    async fn start_with_secret(
+        options: ControlPlaneOptions,
+        secret: Option<Secret>,
+    ) -> anyhow::Result<Injector> {
         let plane = ControlPlane::start_with(options).await?;
         plane.install_crds().await?;
         plane.create_namespace(OPERATOR_NAMESPACE).await?;
@@ -43,6 +51,11 @@ impl Injector {
         let port = free_port();
         let admin_port = free_port();
         register_webhook(&client, port).await?;
+        if let Some(secret) = secret {
+            Api::<Secret>::namespaced(client.clone(), OPERATOR_NAMESPACE)
+                .create(&PostParams::default(), &secret)
+                .await?;
+        }
 
         let kubeconfig = plane
             .kubeconfig_path()
@@ -553,4 +566,90 @@ async fn with_the_webhook_down_a_labelled_pod_is_refused() {
         .create(&PostParams::default(), &plain)
         .await
         .expect("an unlabelled pod does not depend on the webhook");
+}
+
+/// A CA and a serving certificate for the operator's names that expires in `valid_for`, laid
+/// out as the operator's Secret.
+fn expiring_tls_secret(valid_for: Duration) -> (Secret, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let now = std::time::SystemTime::now();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.not_before = (now - Duration::from_secs(3600)).into();
+    ca.not_after = (now + Duration::from_secs(5 * 365 * 86400)).into();
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let ca_key_pem = ca_key.serialize_pem();
+    let sans: Vec<String> = [
+        "outband-webhook.outband-system.svc",
+        "outband-webhook.outband-system.svc.cluster.local",
+        "outband-webhook.outband-system",
+        "outband-webhook",
+        "127.0.0.1",
+    ]
+    .map(String::from)
+    .to_vec();
+    let key = KeyPair::generate().unwrap();
+    let mut serving = CertificateParams::new(sans.clone()).unwrap();
+    serving.not_before = (now - Duration::from_secs(3600)).into();
+    serving.not_after = (now + valid_for).into();
+    let tls_pem = serving
+        .signed_by(&key, &Issuer::new(ca, ca_key))
+        .unwrap()
+        .pem();
+    let secret = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {
+            "name": "outband-webhook-tls",
+            "namespace": OPERATOR_NAMESPACE,
+            "annotations": { "outband.dev/webhook-sans": sans.join(",") },
+        },
+        "stringData": {
+            "tls.crt": tls_pem,
+            "tls.key": key.serialize_pem(),
+            "ca.crt": ca_pem,
+            "ca.key": ca_key_pem,
+            "ca-bundle.crt": ca_pem,
+        },
+    }))
+    .unwrap();
+    (secret, ca_pem, tls_pem)
+}
+
+#[tokio::test]
+async fn a_webhook_certificate_close_to_expiry_is_renewed_from_the_same_ca() {
+    let (secret, ca_pem, old_tls_pem) = expiring_tls_secret(Duration::from_secs(2 * 86400));
+    let injector = Injector::start_with_secret(ControlPlaneOptions::default(), Some(secret))
+        .await
+        .unwrap();
+    let secret = Api::<Secret>::namespaced(injector.client.clone(), OPERATOR_NAMESPACE)
+        .get("outband-webhook-tls")
+        .await
+        .unwrap();
+    let data = secret.data.unwrap();
+    let text = |key: &str| String::from_utf8(data[key].0.clone()).unwrap();
+    assert_ne!(
+        text("tls.crt"),
+        old_tls_pem,
+        "the serving certificate was not renewed"
+    );
+    assert_eq!(text("ca.crt"), ca_pem, "a serving renewal keeps the CA");
+    let configuration = Api::<MutatingWebhookConfiguration>::all(injector.client.clone())
+        .get(CONFIGURATION)
+        .await
+        .unwrap();
+    let bundle = &configuration.webhooks.unwrap()[0].client_config.ca_bundle;
+    assert_eq!(
+        bundle.as_ref().map(|b| b.0.clone()),
+        Some(ca_pem.into_bytes())
+    );
+    // The apiserver trusts the renewed certificate: a labelled pod is injected.
+    let pod = injector
+        .pods()
+        .create(&PostParams::default(), &labelled_pod("after-renewal", &[]))
+        .await
+        .unwrap();
+    assert!(is_injected(&pod));
 }
