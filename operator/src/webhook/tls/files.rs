@@ -28,3 +28,31 @@ pub async fn run(dir: PathBuf, store: Arc<CertStore>, interval: Duration) {
         tokio::time::sleep(interval).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::webhook::tls::pki;
+
+    #[test]
+    fn loads_the_mounted_certificate() {
+        let dir =
+            std::env::temp_dir().join(format!("outband-webhook-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let material = pki::create(
+            &["outband-webhook.outband.svc".to_string()],
+            SystemTime::now(),
+            &pki::Lifetimes::default(),
+        )
+        .unwrap();
+        let store = CertStore::new();
+        assert!(load(&dir, &store).is_err(), "no files yet");
+        std::fs::write(dir.join("tls.crt"), &material.tls_cert).unwrap();
+        std::fs::write(dir.join("tls.key"), &material.tls_key).unwrap();
+        load(&dir, &store).unwrap();
+        assert!(store.is_ready());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
