@@ -85,13 +85,8 @@ pub struct WebhookArgs {
     /// Inject a native sidecar (init container with restartPolicy Always; Kubernetes 1.29+).
     #[arg(long, env = "OUTBAND_SIDECAR_NATIVE", default_value_t = true, action = ArgAction::Set)]
     pub sidecar_native: bool,
-    /// Extra sidecar arguments, comma-separated (e.g. --log-format=json).
-    #[arg(
-        long,
-        env = "OUTBAND_SIDECAR_EXTRA_ARGS",
-        value_delimiter = ',',
-        allow_hyphen_values = true
-    )]
+    /// An extra argument for every sidecar (repeatable), e.g. `--sidecar-extra-arg=--log-format=json`.
+    #[arg(long = "sidecar-extra-arg", allow_hyphen_values = true)]
     pub sidecar_extra_args: Vec<String>,
 }
 

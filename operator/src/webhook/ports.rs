@@ -88,7 +88,7 @@ pub fn plan(
             Some(port)
         }
         Some(PortRef::Number(number)) => {
-            declared(&spec.containers).find(|d| d.number == i32::from(*number))
+            declared(&spec.containers).find(|d| d.number == i32::from(*number) && d.tcp)
         }
         None => {
             let tcp: Vec<Declared> = declared(&spec.containers).filter(|d| d.tcp).collect();
