@@ -34,6 +34,14 @@ lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+##@ Demo
+KEEP ?=
+.PHONY: demo
+demo: deps ## Run the whole story locally (KEEP=1 leaves it running until Ctrl-C)
+	@echo "==> building the operator, the sidecar and the demo (first build takes a few minutes)"
+	$(CARGO) build --bins
+	@$(CARGO) run -q -p outband-tests --bin outband-demo -- $(if $(KEEP),--keep)
+
 ##@ Test
 .PHONY: test
 test: deps build ## Run every test (installs what they need first)

@@ -5,8 +5,10 @@
 //! installs it; nothing is skipped.
 
 pub mod control_plane;
+pub mod demo;
 pub mod kubelet;
 pub mod oidc;
+pub mod operator;
 pub mod paths;
 pub mod pki;
 pub mod ports;
