@@ -1,11 +1,35 @@
 //! Outband's operator: reconciles KeyManagers and OAuthAppBindings into the ConfigMaps that
-//! the sidecars read.
+//! the sidecars read, and serves the sidecar injection webhook.
+//!
+//! Pure core, thin I/O shell:
+//! - pure: [`keys`] (JWKS/PEM checks), [`discovery`], [`fetch::address`] and
+//!   [`fetch::cache_control`], [`index`] (the cluster as the operator knows it),
+//!   [`config::compile`] (the config compiler), [`config::configmaps`] (the write plan),
+//!   [`key_manager::state`] and [`key_manager::report`], [`binding::status`],
+//!   [`conditions`];
+//! - I/O: [`fetch::client`], [`watch`], the controllers ([`key_manager::controller`],
+//!   [`binding::controller`], [`config::writer`]) wired by [`controllers`], and the
+//!   process ([`runtime`], [`operator`]).
 
+pub mod args;
+pub mod binding;
 pub mod conditions;
 pub mod config;
+pub mod context;
+pub mod controllers;
 pub mod discovery;
+pub mod error;
 pub mod fetch;
 pub mod index;
 pub mod key_manager;
 pub mod keys;
+pub mod metrics;
+pub mod operator;
+pub mod runtime;
+pub mod telemetry;
 pub mod tls;
+pub mod watch;
+pub mod webhook;
+
+pub use error::Error;
+pub use operator::Operator;

@@ -272,3 +272,43 @@ mod tests {
         );
     }
 }
+
+/// Reads back the config published in our ConfigMaps of one API (by name), if they hold a
+/// complete, verified bundle.
+pub fn decode_published(
+    configmaps: &BTreeMap<String, &CachedConfigMap>,
+) -> Option<outband_crds::sidecar_config::SidecarConfig> {
+    let read = |file: &str| -> std::io::Result<Vec<u8>> {
+        let found = configmaps.values().find_map(|cm| {
+            if file == MANIFEST_FILE {
+                cm.data.get(file).map(|s| s.as_bytes().to_vec())
+            } else {
+                cm.binary_data.get(file).cloned()
+            }
+        });
+        found.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    };
+    bundle::decode(read).ok().map(|(_, config)| config)
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::*;
+    use outband_crds::sidecar_config::SidecarConfig;
+
+    #[test]
+    fn a_published_config_reads_back() {
+        let config = SidecarConfig::empty(ApiRef {
+            namespace: "shop".into(),
+            name: "orders".into(),
+        });
+        let cms = render(&bundle::encode(&config).unwrap());
+        let cached: Vec<_> = cms
+            .iter()
+            .map(|cm| CachedConfigMap::from_object(cm).unwrap())
+            .collect();
+        let by_name: BTreeMap<_, _> = cached.iter().map(|(k, c)| (k.name.clone(), c)).collect();
+        assert_eq!(decode_published(&by_name), Some(config));
+        assert_eq!(decode_published(&BTreeMap::new()), None);
+    }
+}

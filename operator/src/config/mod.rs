@@ -9,4 +9,4 @@
 
 pub mod compile;
 pub mod configmaps;
-// pub mod writer;
+pub mod writer;

@@ -166,6 +166,11 @@ impl CachedConfigMap {
     }
 }
 
+/// (KeyManager, consumer key).
+type ConsumerKey = (String, String);
+/// A binding's claim on a consumer key: oldest first, then by namespace/name.
+type Claim = (Option<Timestamp>, ObjectKey);
+
 #[derive(Clone, Debug)]
 struct PodEntry {
     api: ApiRef,
@@ -180,7 +185,7 @@ pub struct Index {
     pods: BTreeMap<ObjectKey, PodEntry>,
     apis: BTreeMap<ApiRef, ApiEntry>,
     subscribers: BTreeMap<ApiRef, BTreeSet<ObjectKey>>,
-    consumer_keys: BTreeMap<(String, String), BTreeSet<(Option<Timestamp>, ObjectKey)>>,
+    consumer_keys: BTreeMap<ConsumerKey, BTreeSet<Claim>>,
     configmaps: BTreeMap<ObjectKey, CachedConfigMap>,
 }
 

@@ -6,7 +6,7 @@
 //! - [`report`]: status conditions and what the index learns, from the state (pure).
 //! - [`controller`]: the reconcile loop (I/O shell).
 
-// pub mod controller;
+pub mod controller;
 pub mod report;
 pub mod source;
 pub mod state;

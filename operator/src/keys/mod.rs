@@ -135,7 +135,7 @@ pub fn key_type(jwk: &PublicJwk) -> String {
 }
 
 /// Sorts keys into their canonical order and refuses every key whose `kid` is shared.
-pub(crate) fn finish(mut keys: Vec<PublicJwk>, mut rejected: Vec<RejectedKey>) -> KeySet {
+pub fn finish(mut keys: Vec<PublicJwk>, mut rejected: Vec<RejectedKey>) -> KeySet {
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
     for kid in keys.iter().filter_map(|k| k.kid.as_deref()) {
         *counts.entry(kid).or_default() += 1;
@@ -146,10 +146,7 @@ pub(crate) fn finish(mut keys: Vec<PublicJwk>, mut rejected: Vec<RejectedKey>) -
         .map(|(kid, _)| kid.to_string())
         .collect();
     if !duplicated.is_empty() {
-        keys.retain(|key| match &key.kid {
-            Some(kid) if duplicated.contains(kid) => false,
-            _ => true,
-        });
+        keys.retain(|key| !key.kid.as_ref().is_some_and(|kid| duplicated.contains(kid)));
         rejected.extend(duplicated.into_iter().map(|kid| RejectedKey {
             kid: Some(kid),
             rejection: KeyRejection::DuplicateKid,

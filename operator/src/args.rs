@@ -1,0 +1,174 @@
+//! Command-line flags (each with an environment variable). Documented in `docs/operator.md`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+/// Reconciles KeyManagers and OAuthAppBindings into the ConfigMaps that Outband's sidecars
+/// read. Connects to the cluster from KUBECONFIG or the in-cluster service account.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "outband-operator", version, about)]
+pub struct Args {
+    /// Admin server.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Leader election.
+    #[command(flatten)]
+    pub leader: LeaderArgs,
+    /// Controllers.
+    #[command(flatten)]
+    pub controllers: ControllerArgs,
+    /// How long to wait for tasks to finish after SIGTERM before exiting anyway.
+    #[arg(long, env = "OUTBAND_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// Admin server flags.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Admin server")]
+pub struct AdminArgs {
+    /// Address of the admin server (`/livez`, `/readyz`, `/metrics`).
+    #[arg(long, env = "OUTBAND_ADMIN_ADDRESS", default_value = "0.0.0.0:9090")]
+    pub admin_address: SocketAddr,
+}
+
+/// Log format.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging flags.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Logging")]
+pub struct LogArgs {
+    /// Log format.
+    #[arg(long, env = "OUTBAND_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax, e.g. `info` or `info,outband_operator=debug`.
+    #[arg(long, env = "OUTBAND_LOG", default_value = "info")]
+    pub log_filter: String,
+}
+
+/// Leader election flags.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Leader election")]
+pub struct LeaderArgs {
+    /// Elect a leader through a coordination.k8s.io Lease; only the leader writes. Turn off
+    /// only when exactly one replica runs.
+    #[arg(long, env = "OUTBAND_LEADER_ELECTION", default_value_t = true, action = ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "OUTBAND_LEASE_NAME", default_value = "outband-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease (the operator's namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// How long a lease is valid without renewal, in whole seconds.
+    #[arg(long, env = "OUTBAND_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// How long before expiry the holder renews, in whole seconds (also the clock skew
+    /// tolerated between replicas).
+    #[arg(long, env = "OUTBAND_LEASE_RENEW_BEFORE", default_value = "5s", value_parser = parse_duration)]
+    pub lease_renew_before: Duration,
+    /// This replica's identity in the Lease and in Events (default: hostname and process
+    /// id).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+/// Controller flags.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Controllers")]
+pub struct ControllerArgs {
+    /// Recompile every API and recheck every binding this often, even without changes
+    /// (writes happen only when something differs).
+    #[arg(long, env = "OUTBAND_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+    /// Wait this long after a change before compiling, to batch bursts of changes.
+    #[arg(long, env = "OUTBAND_CONFIG_DEBOUNCE", default_value = "200ms", value_parser = parse_duration)]
+    pub config_debounce: Duration,
+    /// Never wait longer than this between two key refreshes of a KeyManager, whatever its
+    /// spec and Cache-Control say.
+    #[arg(long, env = "OUTBAND_MAX_REFRESH_INTERVAL", value_parser = parse_duration)]
+    pub max_refresh_interval: Option<Duration>,
+    /// First retry delay after a failed key refresh (doubles per failure).
+    #[arg(long, env = "OUTBAND_REFRESH_BACKOFF_INITIAL", default_value = "2s", value_parser = parse_duration)]
+    pub refresh_backoff_initial: Duration,
+    /// Longest retry delay after failed key refreshes.
+    #[arg(long, env = "OUTBAND_REFRESH_BACKOFF_MAX", default_value = "5m", value_parser = parse_duration)]
+    pub refresh_backoff_max: Duration,
+    /// Largest discovery document or JWKS accepted, in bytes.
+    #[arg(long, env = "OUTBAND_MAX_RESPONSE_BYTES", default_value_t = 1024 * 1024)]
+    pub max_response_bytes: usize,
+    /// Connect timeout of discovery and JWKS requests (the KeyManager's
+    /// `spec.connection.timeoutSeconds` bounds the whole request).
+    #[arg(long, env = "OUTBAND_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// KeyManagers refreshed at the same time.
+    #[arg(long, env = "OUTBAND_KEY_MANAGER_CONCURRENCY", default_value_t = 4)]
+    pub key_manager_concurrency: u16,
+    /// Binding statuses written at the same time.
+    #[arg(long, env = "OUTBAND_BINDING_CONCURRENCY", default_value_t = 8)]
+    pub binding_concurrency: u16,
+}
+
+/// Parses `250ms`, `5s`, `2m`, `1h` or a plain number of seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{value:?} is not a duration (e.g. 500ms, 10s, 5m, 1h)"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return Err(format!("{value:?}: unknown unit {unit:?} (ms, s, m or h)")),
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("{value:?} is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_the_usual_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("5 days").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let args = Args::try_parse_from(["outband-operator"]).unwrap();
+        assert!(args.leader.leader_election);
+        assert_eq!(args.controllers.resync_interval, Duration::from_secs(600));
+        assert_eq!(args.controllers.max_refresh_interval, None);
+    }
+
+    #[test]
+    fn leader_election_can_be_turned_off() {
+        let args = Args::try_parse_from(["outband-operator", "--leader-election=false"]).unwrap();
+        assert!(!args.leader.leader_election);
+    }
+}

@@ -1,0 +1,71 @@
+//! The operator's errors. Every variant has a stable [`Error::reason`], used as the
+//! `reason` label of the error metrics and in Events.
+
+use outband_crds::sidecar_config::bundle::BundleError;
+
+/// An error of a reconcile or of the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request to the Kubernetes API failed.
+    #[error("Kubernetes API request failed: {0}")]
+    Kube(#[from] kube::Error),
+    /// A config does not fit in the ConfigMaps allowed for one API.
+    #[error("cannot encode the sidecar config: {0}")]
+    Bundle(#[from] BundleError),
+    /// Leader election failed.
+    #[error("leader election failed: {0}")]
+    LeaderElection(#[from] kube_lease_manager::LeaseManagerError),
+    /// This replica lost the lease; it stops so that only the new leader writes.
+    #[error("leadership lost")]
+    LeadershipLost,
+    /// The admin server could not start or failed.
+    #[error("admin server on {address}: {source}")]
+    Admin {
+        /// The listen address.
+        address: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An object lacks a field every object has (name, namespace).
+    #[error("object has no {0}")]
+    MissingField(&'static str),
+}
+
+impl Error {
+    /// A stable, machine-readable name.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(status)) => match status.code {
+                403 => "Forbidden",
+                404 => "NotFound",
+                409 => "Conflict",
+                422 => "Invalid",
+                429 => "TooManyRequests",
+                500..=599 => "ApiServerError",
+                _ => "ApiError",
+            },
+            Error::Kube(_) => "ApiUnreachable",
+            Error::Bundle(BundleError::TooLarge { .. }) => "ConfigTooLarge",
+            Error::Bundle(_) => "ConfigEncoding",
+            Error::LeaderElection(_) => "LeaderElection",
+            Error::LeadershipLost => "LeadershipLost",
+            Error::Admin { .. } => "AdminServer",
+            Error::MissingField(_) => "MissingField",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_errors_are_named_by_status_code() {
+        let status = kube::core::Status::failure("conflict", "Conflict").with_code(409);
+        assert_eq!(
+            Error::Kube(kube::Error::Api(Box::new(status))).reason(),
+            "Conflict"
+        );
+        assert_eq!(Error::LeadershipLost.reason(), "LeadershipLost");
+    }
+}
