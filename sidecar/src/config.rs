@@ -3,5 +3,7 @@
 //! current by watching the kubelet's `..data` swap ([`watch`]).
 
 pub mod compiled;
+pub mod source;
+pub mod watch;
 
 pub use compiled::{CompileError, CompiledConfig, CompiledKeyManager, IssuerMatch, Subscription};

@@ -3,15 +3,26 @@
 //!
 //! The decision is a pure core — [`token`], [`keys`], [`config::compiled`], [`policy`],
 //! [`routes`], [`pipeline`] — with a thin I/O shell around it: [`auth`] (cache, JWKS
-//! fetches, metrics), [`config::source`] and [`config::watch`] (the mounted config),
-//! [`proxy`] (hyper), [`admin`] (probes and metrics) and [`run`] (wiring and signals).
+//! refreshes, metrics), [`config::source`] and [`config::watch`] (the mounted config),
+//! [`refresh`] (JWKS fetches), [`proxy`] (hyper), [`admin`] (probes and metrics) and [`run`]
+//! (wiring and signals). [`explain`] is the troubleshooting tool.
 
+pub mod admin;
+pub mod auth;
+pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod denial;
+pub mod explain;
+pub mod identity;
 pub mod keys;
+pub mod metrics;
 pub mod pipeline;
 pub mod policy;
+pub mod proxy;
+pub mod refresh;
 pub mod routes;
+pub mod run;
 pub mod settings;
 pub mod token;
 

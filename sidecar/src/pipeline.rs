@@ -23,23 +23,38 @@ use crate::token::json;
 use crate::token::shape::{self, Limits, Segments};
 
 /// Keys the sidecar fetched itself, per KeyManager name, consulted for `kid`s that the
-/// config does not know.
+/// config does not know, each set until its expiry time.
 #[derive(Clone, Debug, Default)]
 pub struct FetchedKeys {
-    by_key_manager: HashMap<String, Arc<KeySet>>,
+    by_key_manager: HashMap<String, (Arc<KeySet>, i64)>,
 }
 
 impl FetchedKeys {
-    /// Fetched keys of `key_manager`.
-    pub fn get(&self, key_manager: &str) -> Option<&Arc<KeySet>> {
-        self.by_key_manager.get(key_manager)
+    /// Fetched keys of `key_manager` still valid at `now`.
+    pub fn get(&self, key_manager: &str, now: i64) -> Option<&Arc<KeySet>> {
+        self.by_key_manager
+            .get(key_manager)
+            .filter(|(_, expires_at)| now < *expires_at)
+            .map(|(keys, _)| keys)
     }
 
-    /// A copy with `key_manager`'s keys replaced.
-    pub fn with(&self, key_manager: &str, keys: Arc<KeySet>) -> FetchedKeys {
+    /// A copy with `key_manager`'s keys replaced, valid until `expires_at`.
+    pub fn with(&self, key_manager: &str, keys: Arc<KeySet>, expires_at: i64) -> FetchedKeys {
         let mut by_key_manager = self.by_key_manager.clone();
-        by_key_manager.insert(key_manager.to_string(), keys);
+        by_key_manager.insert(key_manager.to_string(), (keys, expires_at));
         FetchedKeys { by_key_manager }
+    }
+
+    /// A copy keeping only the KeyManagers for which `keep` is true.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) -> FetchedKeys {
+        FetchedKeys {
+            by_key_manager: self
+                .by_key_manager
+                .iter()
+                .filter(|(name, _)| keep(name))
+                .map(|(name, entry)| (name.clone(), entry.clone()))
+                .collect(),
+        }
     }
 }
 
@@ -104,7 +119,7 @@ pub fn inspect<'t>(
     {
         return Err(Denial::TypeMismatch);
     }
-    let key = find_key(&km.keys, fetched.get(&km.name), header.kid.as_deref())?;
+    let key = find_key(&km.keys, fetched.get(&km.name, now), header.kid.as_deref())?;
     if let Some(key) = &key
         && !key.allows(header.alg)
     {

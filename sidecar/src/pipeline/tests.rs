@@ -60,8 +60,11 @@ fn fetched_keys_serve_kids_the_config_lacks() {
     let token = ts::token_for(&key, ts::CLIENT, NOW);
     let settings = Settings::new(ts::API);
     let config = config(&settings);
-    let fetched =
-        FetchedKeys::default().with(ts::KEY_MANAGER, Arc::new(KeySet::build([&key.jwk(true)])));
+    let fetched = FetchedKeys::default().with(
+        ts::KEY_MANAGER,
+        Arc::new(KeySet::build([&key.jwk(true)])),
+        NOW + 60,
+    );
     assert!(evaluate(&config, &settings, &fetched, &token, None, NOW).is_ok());
 }
 
@@ -74,6 +77,7 @@ fn configured_keys_win_over_fetched_ones() {
     let fetched = FetchedKeys::default().with(
         ts::KEY_MANAGER,
         Arc::new(KeySet::build([&k.attacker_p256.jwk(true)])),
+        NOW + 60,
     );
     assert_eq!(
         evaluate(&config, &settings, &fetched, &token, None, NOW).unwrap_err(),
@@ -169,4 +173,21 @@ fn decode_unverified_shows_header_and_claims() {
     let (header, claims) = decode_unverified(&token, Limits::default()).unwrap();
     assert_eq!(header["kid"], "ec-1");
     assert_eq!(claims["client_id"], ts::CLIENT);
+}
+
+#[test]
+fn fetched_keys_expire() {
+    let key = ts::TestKey::p256("ec-rotated");
+    let token = ts::token_for(&key, ts::CLIENT, NOW);
+    let settings = Settings::new(ts::API);
+    let config = config(&settings);
+    let fetched = FetchedKeys::default().with(
+        ts::KEY_MANAGER,
+        Arc::new(KeySet::build([&key.jwk(true)])),
+        NOW,
+    );
+    assert_eq!(
+        evaluate(&config, &settings, &fetched, &token, None, NOW).unwrap_err(),
+        Denial::UnknownKid
+    );
 }
