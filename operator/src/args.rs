@@ -22,6 +22,9 @@ pub struct Args {
     /// Controllers.
     #[command(flatten)]
     pub controllers: ControllerArgs,
+    /// The sidecar injection webhook.
+    #[command(flatten)]
+    pub webhook: crate::webhook::WebhookArgs,
     /// How long to wait for tasks to finish after SIGTERM before exiting anyway.
     #[arg(long, env = "OUTBAND_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -32,8 +35,8 @@ pub struct Args {
 #[command(next_help_heading = "Admin server")]
 pub struct AdminArgs {
     /// Address of the admin server (`/livez`, `/readyz`, `/metrics`).
-    #[arg(long, env = "OUTBAND_ADMIN_ADDRESS", default_value = "0.0.0.0:9090")]
-    pub admin_address: SocketAddr,
+    #[arg(long, env = "OUTBAND_ADMIN_LISTEN", default_value = "0.0.0.0:8080")]
+    pub admin_listen: SocketAddr,
 }
 
 /// Log format.
@@ -53,7 +56,7 @@ pub struct LogArgs {
     #[arg(long, env = "OUTBAND_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax, e.g. `info` or `info,outband_operator=debug`.
-    #[arg(long, env = "OUTBAND_LOG", default_value = "info")]
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
 }
 

@@ -4,6 +4,7 @@
 use clap::Parser;
 use outband_operator::Operator;
 use outband_operator::args::Args;
+use outband_operator::webhook;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -20,9 +21,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut tasks = operator.tasks();
     tasks.spawn("admin", operator.admin_server().await?);
     tasks.spawn("controllers", operator.controllers().await?);
-    // The injection webhook (issue 5) is one more task here, e.g.
-    // tasks.spawn("webhook", webhook::args::run(args.webhook, operator.client(),
-    //     operator.metrics().registry().clone(), operator.shutdown_signal().wait()));
+    tasks.spawn(
+        "webhook",
+        webhook::args::run(
+            args.webhook,
+            operator.client(),
+            operator.metrics().registry().clone(),
+            operator.shutdown_signal().wait(),
+        ),
+    );
     tasks.run(grace).await?;
     tracing::info!("stopped");
     Ok(())

@@ -65,7 +65,7 @@ impl Operator {
         &self,
     ) -> Result<impl Future<Output = Result<(), Error>> + Send + 'static, Error> {
         admin::bind(
-            self.args.admin.admin_address,
+            self.args.admin.admin_listen,
             Arc::new(AdminState {
                 metrics: self.metrics.clone(),
                 readiness: self.readiness.clone(),

@@ -27,7 +27,7 @@ pub struct TaskError {
     pub source: BoxError,
 }
 
-/// The long-running tasks of the process (servers, controllers). The first one to end, or
+/// The long-running tasks of the process (servers, controllers). The first failure, or
 /// SIGTERM/SIGINT, starts the shutdown of all of them.
 pub struct Tasks {
     set: JoinSet<(&'static str, Result<(), BoxError>)>,
@@ -60,18 +60,29 @@ impl Tasks {
             .spawn(async move { (name, task.await.map_err(Into::into)) });
     }
 
-    /// Runs until a signal or the first task ends, then stops every task, waiting at most
-    /// `grace` for them. Returns the first failure.
+    /// Runs until a signal, a triggered shutdown or the first failure, then stops every
+    /// task, waiting at most `grace` for them. A task that ends without error (e.g. a server
+    /// that is turned off) leaves the others running. Returns the first failure.
     pub async fn run(mut self, grace: Duration) -> Result<(), TaskError> {
         let mut failure = None;
-        tokio::select! {
-            () = shutdown::os_signal() => tracing::info!("signal received, shutting down"),
-            () = self.shutdown.signal().wait() => {}
-            Some(joined) = self.set.join_next() => {
-                failure = outcome(joined);
-                if failure.is_none() {
-                    tracing::info!("a task ended, shutting down");
+        let signal = shutdown::os_signal();
+        tokio::pin!(signal);
+        loop {
+            tokio::select! {
+                () = &mut signal => {
+                    tracing::info!("signal received, shutting down");
+                    break;
                 }
+                () = self.shutdown.signal().wait() => break,
+                joined = self.set.join_next() => match joined {
+                    None => return Ok(()),
+                    Some(joined) => {
+                        if let Some(error) = outcome(joined) {
+                            failure = Some(error);
+                            break;
+                        }
+                    }
+                },
             }
         }
         self.shutdown.trigger();
@@ -97,7 +108,10 @@ fn outcome(
     joined: Result<(&'static str, Result<(), BoxError>), tokio::task::JoinError>,
 ) -> Option<TaskError> {
     match joined {
-        Ok((_, Ok(()))) => None,
+        Ok((task, Ok(()))) => {
+            tracing::debug!(task, "task finished");
+            None
+        }
         Ok((task, Err(source))) => {
             tracing::error!(task, error = %source, "task failed");
             Some(TaskError { task, source })
@@ -125,6 +139,24 @@ mod tests {
         tasks.spawn("broken", async { Err(std::io::Error::other("boom")) });
         let error = tasks.run(Duration::from_secs(5)).await.unwrap_err();
         assert_eq!(error.task, "broken");
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ends_cleanly_leaves_the_others_running() {
+        let shutdown = Shutdown::new();
+        let mut tasks = Tasks::new(shutdown.clone());
+        let signal = tasks.shutdown_signal();
+        tasks.spawn("disabled", async { Ok::<(), std::io::Error>(()) });
+        tasks.spawn("server", async move {
+            signal.wait().await;
+            Ok::<(), std::io::Error>(())
+        });
+        let trigger = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            trigger.trigger();
+        });
+        tasks.run(Duration::from_secs(5)).await.unwrap();
     }
 
     #[tokio::test]
