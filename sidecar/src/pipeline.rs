@@ -1,9 +1,13 @@
-//! The validation pipeline of ARCHITECTURE.md and JWT-THREATS.md, as pure functions:
+//! The validation pipeline of ARCHITECTURE.md and JWT-THREATS.md, as pure functions, in
+//! this order (step numbers as in JWT-THREATS.md):
 //!
-//! 1. shape ([`crate::token::shape`]) → 2. strict header → 3. `alg`, `crit`, nesting →
-//! 4. KeyManager by exact `iss`, key by `kid` → 6. typed claims → 7. subscription and scopes
-//! ([`crate::policy`]) → 5. signature, last, so floods of tokens that could never pass cost no
-//! signature verification. A decision to allow is only ever made after step 5.
+//! - step 1, shape ([`crate::token::shape`]);
+//! - steps 2–3, strict header: `alg`, `crit`, nesting;
+//! - step 4, KeyManager by exact `iss`, key by `kid`;
+//! - step 6, typed claims;
+//! - step 7, subscription and scopes ([`crate::policy`]);
+//! - step 5, the signature, last, so floods of tokens that could never pass cost no
+//!   signature verification. A decision to allow is only ever made after step 5.
 //!
 //! I/O (JWKS fetches, the verified-token cache, metrics) lives in [`crate::auth`].
 
@@ -79,11 +83,11 @@ impl Inspected<'_> {
     }
 }
 
+/// A decoded JSON object of a token (header or payload).
+pub type JsonObject = Map<String, Value>;
+
 /// Decodes header and payload without checking anything but the encoding (for `explain`).
-pub fn decode_unverified(
-    token: &str,
-    limits: Limits,
-) -> Result<(Map<String, Value>, Map<String, Value>), Denial> {
+pub fn decode_unverified(token: &str, limits: Limits) -> Result<(JsonObject, JsonObject), Denial> {
     let segments = shape::split(token, limits)?;
     let header = json::parse_object(&shape::decode_segment(segments.header)?)?;
     let payload = json::parse_object(&shape::decode_segment(segments.payload)?)?;
