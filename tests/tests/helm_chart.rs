@@ -248,3 +248,50 @@ async fn helm_template_is_accepted_by_the_real_apiserver_in_a_server_side_dry_ru
     }
     println!("kube-apiserver {} accepted:\n{stdout}", plane.version());
 }
+
+#[test]
+fn the_operator_accepts_every_flag_the_chart_passes() {
+    let operator = paths::binary("outband-operator").unwrap();
+    let variants: [&[&str]; 3] = [
+        &[],
+        &[
+            "--set",
+            "webhook.certManager.enabled=true",
+            "--set",
+            "sidecar.extraArgs={--log-format=json}",
+            "--set",
+            "leaderElection.enabled=false",
+        ],
+        &[
+            "--set",
+            "webhook.enabled=false",
+            "--set",
+            "operator.logFormat=text",
+        ],
+    ];
+    for values in variants {
+        let rendered = template(values).unwrap();
+        let deployment = documents(&rendered)
+            .into_iter()
+            .find(|d| d["kind"] == "Deployment")
+            .expect("a Deployment");
+        let args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        // clap checks every flag and value before it honours a trailing --help.
+        let output = Command::new(&operator)
+            .args(&args)
+            .arg("--help")
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "outband-operator refused the chart's arguments {args:?}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -29,7 +29,7 @@ struct Injector {
     client: Client,
     admin_port: u16,
     // Last: dropped after the operator.
-    _plane: ControlPlane,
+    plane: ControlPlane,
 }
 
 impl Injector {
@@ -82,7 +82,7 @@ impl Injector {
             operator,
             client,
             admin_port,
-            _plane: plane,
+            plane,
         };
         injector.wait_ready().await?;
         Ok(injector)
@@ -131,22 +131,71 @@ impl Injector {
 
     /// The operator's `/metrics` text.
     async fn metrics(&self) -> anyhow::Result<String> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port)).await?;
-        stream
-            .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .context("an HTTP response")?;
-        anyhow::ensure!(
-            head.starts_with("HTTP/1.") && head.contains(" 200 "),
-            "{head}"
-        );
-        Ok(body.to_string())
+        let (status, body) = http_get(self.admin_port, "/metrics").await?;
+        anyhow::ensure!(status == 200, "GET /metrics: {status}");
+        Ok(body)
     }
+}
+
+/// `GET http://127.0.0.1:<port><path>`: status and body.
+async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("an HTTP response")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("an HTTP status")?;
+    Ok((status, body.to_string()))
+}
+
+/// Runs the real sidecar binary with the injected arguments (its ports and config directory
+/// moved to free loopback ports and an empty directory), and checks its probes answer as
+/// the injected probes expect: alive, and not ready without a config.
+async fn run_injected_sidecar(args: &[String], scratch: &std::path::Path) -> anyhow::Result<()> {
+    let (proxy, admin) = (free_port(), free_port());
+    let config = scratch.join("sidecar-config");
+    std::fs::create_dir_all(&config)?;
+    let args: Vec<String> = args
+        .iter()
+        .map(|arg| match arg.split_once('=') {
+            Some(("--listen", _)) => format!("--listen=127.0.0.1:{proxy}"),
+            Some(("--admin-listen", _)) => format!("--admin-listen=127.0.0.1:{admin}"),
+            Some(("--config-dir", _)) => format!("--config-dir={}", config.display()),
+            _ => arg.replace("$(POD_NAMESPACE)", APP_NAMESPACE),
+        })
+        .collect();
+    let mut sidecar = ManagedProcess::spawn(
+        "outband-sidecar",
+        &paths::binary("outband-sidecar")?,
+        &args,
+        &[],
+        &scratch.join("sidecar.log"),
+    )?;
+    let alive = wait_until(
+        Duration::from_secs(30),
+        "the sidecar's /livez",
+        || async move { Ok(http_get(admin, "/livez").await?.0 == 200) },
+    )
+    .await;
+    if let Some(status) = sidecar.exited() {
+        anyhow::bail!(
+            "the sidecar exited ({status}) with {args:?}:\n{}",
+            sidecar.log_tail(20)
+        );
+    }
+    alive.with_context(|| sidecar.log_tail(20))?;
+    let (ready, _) = http_get(admin, "/readyz").await?;
+    anyhow::ensure!(ready != 200, "ready without a config");
+    Ok(())
 }
 
 async fn register_webhook(client: &Client, port: u16) -> anyhow::Result<()> {
@@ -292,10 +341,10 @@ async fn a_labelled_deployments_pod_comes_back_with_the_sidecar() {
     for expected in [
         "--listen=0.0.0.0:15080",
         "--upstream=http://127.0.0.1:8080",
-        "--admin-listen=0.0.0.0:15021",
+        "--admin-listen=0.0.0.0:15090",
         "--config-dir=/etc/outband/config",
         "--api=orders",
-        "--namespace=$(POD_NAMESPACE)",
+        "--api-namespace=$(POD_NAMESPACE)",
         "--key-type=SANDBOX",
         "--key-managers=auth0",
         "--route-scopes=GET /orders/* orders:read",
@@ -317,7 +366,7 @@ async fn a_labelled_deployments_pod_comes_back_with_the_sidecar() {
         sidecar_ports,
         [
             ("http".to_string(), 15080),
-            ("outband-admin".to_string(), 15021)
+            ("outband-admin".to_string(), 15090)
         ]
     );
     let app = &spec.containers[0];
@@ -400,6 +449,11 @@ async fn a_labelled_deployments_pod_comes_back_with_the_sidecar() {
         ("outband-config", "/etc/outband/config", Some(true))
     );
     assert!(pod.annotations().contains_key("outband.dev/injected"));
+
+    // The real sidecar accepts exactly these arguments and answers its probes.
+    run_injected_sidecar(&args, injector.plane.scratch_dir())
+        .await
+        .unwrap();
 
     // The operator keeps its webhook certificate in a Secret in its namespace.
     let secret = Api::<Secret>::namespaced(injector.client.clone(), OPERATOR_NAMESPACE)

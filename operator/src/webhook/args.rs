@@ -68,7 +68,7 @@ pub struct WebhookArgs {
     #[arg(long, env = "OUTBAND_SIDECAR_PROXY_PORT", default_value_t = 15080)]
     pub sidecar_proxy_port: u16,
     /// Port of the sidecar's admin server (probes, metrics).
-    #[arg(long, env = "OUTBAND_SIDECAR_ADMIN_PORT", default_value_t = 15021)]
+    #[arg(long, env = "OUTBAND_SIDECAR_ADMIN_PORT", default_value_t = 15090)]
     pub sidecar_admin_port: u16,
     /// CPU request of the sidecar (empty: none).
     #[arg(long, env = "OUTBAND_SIDECAR_CPU_REQUEST", default_value = "50m")]

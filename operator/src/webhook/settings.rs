@@ -50,7 +50,7 @@ impl Default for InjectorSettings {
             ),
             image_pull_policy: "IfNotPresent".into(),
             proxy_port: 15080,
-            admin_port: 15021,
+            admin_port: 15090,
             resources: resources("50m", "64Mi", None, Some("128Mi")),
             native_sidecar: true,
             injector_version: env!("CARGO_PKG_VERSION").into(),

@@ -33,7 +33,7 @@ pub fn args(
         format!("--admin-listen=0.0.0.0:{}", settings.admin_port),
         format!("--config-dir={CONFIG_MOUNT_PATH}"),
         format!("--api={}", workload.api),
-        "--namespace=$(POD_NAMESPACE)".to_string(),
+        "--api-namespace=$(POD_NAMESPACE)".to_string(),
         format!("--key-type={}", workload.key_type),
     ];
     if !workload.key_managers.is_empty() {
