@@ -14,6 +14,8 @@ const HTTPS_OR_LOOPBACK: &str = "self.startsWith('https://') || self.matches('^h
 
 /// An external OAuth 2.0 / OpenID Connect authorization server whose JWT access tokens
 /// Outband self-validates. Tokens are issued there, never by Outband.
+// Several printer columns share `type_ = "string"`, which clippy mistakes for repetition.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "outband.dev",

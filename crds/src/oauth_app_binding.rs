@@ -13,6 +13,8 @@ const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
 /// An application's existing OAuth client at an external authorization server, and the APIs
 /// that the application is subscribed to.
+// Several printer columns share `type_ = "string"`, which clippy mistakes for repetition.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "outband.dev",

@@ -64,7 +64,7 @@ async fn the_whole_story_from_key_manager_to_blocked_subscription() {
     // The sidecar ran with the pod's own arguments (only paths and ports mapped).
     let argv = report.sidecar_argv.join(" ");
     assert!(argv.contains("--api=orders"), "{argv}");
-    assert!(argv.contains("--namespace=shop"), "{argv}");
+    assert!(argv.contains("--api-namespace=shop"), "{argv}");
     assert!(argv.contains("--key-type=PRODUCTION"), "{argv}");
 
     // SREs see the decisions.
