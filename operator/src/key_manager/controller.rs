@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::conditions::{self, Status};
 use crate::config::configmaps::decode_published;
 use crate::context::{Context, FIELD_MANAGER};
-use crate::discovery;
+use crate::discovery::{self, DiscoveryDocument};
 use crate::error::Error;
 use crate::keys::{self, jwks::check_jwk};
 
@@ -106,10 +106,18 @@ impl KeyManagerController {
         };
         let document = match &discovery {
             Some(Ok(document)) => Some(document.clone()),
-            _ => state.discovery.as_ref().map(|c| c.document.clone()),
+            _ => state
+                .discovery
+                .as_ref()
+                .map(|c| c.document.clone())
+                .or_else(|| endpoints_in_status(km)),
         };
         let resolution = discovery::resolve(spec, document.as_ref());
-        let keys = self.sources.keys(spec, &resolution).await;
+        let keys = match (&discovery, &resolution.endpoints.jwks) {
+            // Without a JWKS URL, the discovery failure is the reason there are no keys.
+            (Some(Err(error)), None) if !discovery::uses_pem(spec) => Err(error.clone()),
+            _ => self.sources.keys(spec, &resolution).await,
+        };
         let label = keys
             .as_ref()
             .map_or_else(|e| e.metric_result(), |_| "success");
@@ -170,6 +178,24 @@ impl KeyManagerController {
         }
         None
     }
+}
+
+/// The endpoints a previous run published in the status, as a stand-in for the discovery
+/// document while the provider cannot be reached after a restart (only if they describe
+/// the current spec generation).
+fn endpoints_in_status(km: &KeyManager) -> Option<DiscoveryDocument> {
+    let status = km.status.as_ref()?;
+    if status.observed_generation != km.metadata.generation {
+        return None;
+    }
+    let endpoints = status.endpoints.as_ref()?;
+    Some(DiscoveryDocument {
+        issuer: endpoints.issuer.clone()?,
+        token_endpoint: endpoints.token.clone(),
+        jwks_uri: endpoints.jwks.clone(),
+        revocation_endpoint: endpoints.revoke.clone(),
+        introspection_endpoint: endpoints.introspection.clone(),
+    })
 }
 
 /// Reconciles one KeyManager.
