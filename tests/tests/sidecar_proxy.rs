@@ -98,14 +98,20 @@ async fn an_es256_token_is_accepted_too() {
 async fn an_unsubscribed_client_is_refused_with_403() {
     let f = Fixture::start(&[]).await;
     let (status, body) = f.call("/orders", Some(&f.token(STRANGER).await)).await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("not_subscribed")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("not_subscribed"))
+    );
 }
 
 #[tokio::test]
 async fn a_sandbox_key_on_a_production_api_is_refused_with_403() {
     let f = Fixture::start(&[]).await;
     let (status, body) = f.call("/orders", Some(&f.token(SANDBOX).await)).await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("key_type_not_allowed")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("key_type_not_allowed"))
+    );
 }
 
 #[tokio::test]
@@ -120,7 +126,11 @@ async fn blocked_subscriptions_are_refused_with_403() {
     let f = Fixture::start(&[]).await;
     for client in [BLOCKED, PROD_ONLY_BLOCKED] {
         let (status, body) = f.call("/orders", Some(&f.token(client).await)).await;
-        assert_eq!((status, body["code"].as_str()), (403, Some("subscription_blocked")), "{client}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("subscription_blocked")),
+            "{client}"
+        );
     }
 }
 
@@ -129,8 +139,14 @@ async fn a_missing_token_gets_a_bearer_challenge() {
     let f = Fixture::start(&[]).await;
     let response = get(&f.client, &f.sidecar.url("/orders"), None).await;
     assert_eq!(response.status(), 401);
-    assert_eq!(response.headers()["www-authenticate"], format!("Bearer realm=\"{NAMESPACE}/{API}\""));
-    assert_eq!(response.json::<Value>().await.unwrap()["code"], "missing_token");
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        format!("Bearer realm=\"{NAMESPACE}/{API}\"")
+    );
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "missing_token"
+    );
 }
 
 #[tokio::test]
@@ -140,13 +156,26 @@ async fn an_expired_token_is_refused_with_401() {
     let (_, claims) = decode_unverified(&token).unwrap();
     let exp = claims["exp"].as_u64().unwrap();
     // Wait for the provider's one-second token to expire (real time, not a timing target).
-    while SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() < exp {
+    while SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        < exp
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let response = get(&f.client, &f.sidecar.url("/orders"), Some(&token)).await;
     assert_eq!(response.status(), 401);
-    assert!(response.headers()["www-authenticate"].to_str().unwrap().contains("error=\"invalid_token\""));
-    assert_eq!(response.json::<Value>().await.unwrap()["code"], "token_expired");
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "token_expired"
+    );
 }
 
 #[tokio::test]
@@ -156,9 +185,17 @@ async fn a_forged_token_is_refused_with_401() {
     let (_, mut claims) = decode_unverified(&token).unwrap();
     claims["client_id"] = json!(PROD);
     let parts: Vec<&str> = token.split('.').collect();
-    let forged = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(claims.to_string()), parts[2]);
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        parts[2]
+    );
     let (status, body) = f.call("/orders", Some(&forged)).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("invalid_token")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_token"))
+    );
 }
 
 #[tokio::test]
@@ -167,8 +204,16 @@ async fn a_token_of_another_issuer_is_refused_with_401() {
     let other = provider().await;
     let token = token(&other, PROD, "orders:read").await;
     let (status, body) = f.call("/orders", Some(&token)).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("invalid_token")));
-    assert_eq!(f.sidecar.metric("outband_sidecar_decisions_total{outcome=\"deny\",reason=\"unknown_issuer\"}").await, 1.0);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    assert_eq!(
+        f.sidecar
+            .metric("outband_sidecar_decisions_total{outcome=\"deny\",reason=\"unknown_issuer\"}")
+            .await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -177,10 +222,17 @@ async fn alg_none_is_refused_with_401() {
     let token = f.token(PROD).await;
     let (header, _) = decode_unverified(&token).unwrap();
     for alg in ["none", "None", "NONE"] {
-        let forged = replace_header(&token, json!({"alg": alg, "typ": "at+jwt", "kid": header["kid"]}));
+        let forged = replace_header(
+            &token,
+            json!({"alg": alg, "typ": "at+jwt", "kid": header["kid"]}),
+        );
         let unsigned = format!("{}.", &forged[..forged.rfind('.').unwrap()]);
         assert_eq!(f.call("/orders", Some(&forged)).await.0, 401, "{alg}");
-        assert_eq!(f.call("/orders", Some(&unsigned)).await.0, 401, "{alg} unsigned");
+        assert_eq!(
+            f.call("/orders", Some(&unsigned)).await.0,
+            401,
+            "{alg} unsigned"
+        );
     }
 }
 
@@ -190,10 +242,19 @@ async fn hs256_signed_with_the_public_key_is_refused_with_401() {
     let token = f.token(PROD).await;
     let (header, _) = decode_unverified(&token).unwrap();
     let jwks = f.provider.jwks().await.unwrap();
-    let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == header["kid"]).unwrap().clone();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .unwrap()
+        .clone();
     let modulus = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
     for secret in [jwk.to_string().into_bytes(), modulus] {
-        let forged = replace_header(&token, json!({"alg": "HS256", "typ": "at+jwt", "kid": header["kid"]}));
+        let forged = replace_header(
+            &token,
+            json!({"alg": "HS256", "typ": "at+jwt", "kid": header["kid"]}),
+        );
         let message = &forged[..forged.rfind('.').unwrap()];
         let signature = jsonwebtoken::crypto::sign(
             message.as_bytes(),
@@ -201,8 +262,13 @@ async fn hs256_signed_with_the_public_key_is_refused_with_401() {
             jsonwebtoken::Algorithm::HS256,
         )
         .unwrap();
-        let (status, body) = f.call("/orders", Some(&format!("{message}.{signature}"))).await;
-        assert_eq!((status, body["code"].as_str()), (401, Some("invalid_token")));
+        let (status, body) = f
+            .call("/orders", Some(&format!("{message}.{signature}")))
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (401, Some("invalid_token"))
+        );
     }
 }
 
@@ -219,14 +285,19 @@ async fn a_rotated_key_is_fetched_from_the_key_managers_jwks_url() {
     assert_eq!(status, 200, "{body}\n{}", f.sidecar.log());
     assert_eq!(f.sidecar.metric(&format!("outband_sidecar_jwks_fetches_total{{key_manager=\"{KEY_MANAGER}\",result=\"success\"}}")).await, 1.0);
     // Invented key ids never reach the provider again while the first is remembered.
-    let invented = replace_header(&after, json!({"alg": "RS256", "typ": "at+jwt", "kid": "invented"}));
+    let invented = replace_header(
+        &after,
+        json!({"alg": "RS256", "typ": "at+jwt", "kid": "invented"}),
+    );
     for _ in 0..20 {
         assert_eq!(f.call("/", Some(&invented)).await.0, 401);
     }
     let fetches = f.sidecar.metrics().await;
     let total: f64 = fetches
         .lines()
-        .filter(|l| l.starts_with("outband_sidecar_jwks_fetches_total{") && !l.contains("rate_limited"))
+        .filter(|l| {
+            l.starts_with("outband_sidecar_jwks_fetches_total{") && !l.contains("rate_limited")
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert!(total <= 2.0, "{fetches}");
@@ -239,7 +310,12 @@ async fn the_verified_token_cache_answers_repeated_calls_and_rechecks_subscripti
     for _ in 0..5 {
         assert_eq!(f.call("/", Some(&token)).await.0, 200);
     }
-    assert_eq!(f.sidecar.metric("outband_sidecar_token_cache_lookups_total{result=\"hit\"}").await, 4.0);
+    assert_eq!(
+        f.sidecar
+            .metric("outband_sidecar_token_cache_lookups_total{result=\"hit\"}")
+            .await,
+        4.0
+    );
     // Block the subscription: the cached token is refused at once after the swap.
     let mut config = config_for(&f.provider).await;
     for sub in &mut config.subscriptions {
@@ -257,42 +333,99 @@ async fn the_verified_token_cache_answers_repeated_calls_and_rechecks_subscripti
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (status, body) = f.call("/", Some(&token)).await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("subscription_blocked")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("subscription_blocked"))
+    );
 }
 
 #[tokio::test]
 async fn route_scopes_are_enforced_on_the_normalised_path() {
-    let f = Fixture::start(&["--route-scopes", "GET /orders/* orders:read; POST /orders orders:write; * /admin/** admin"]).await;
+    let f = Fixture::start(&[
+        "--route-scopes",
+        "GET /orders/* orders:read; POST /orders orders:write; * /admin/** admin",
+    ])
+    .await;
     let reader = f.token(PROD).await;
     assert_eq!(f.call("/orders/1", Some(&reader)).await.0, 200);
-    for path in ["/admin", "/admin/users", "//admin/users", "/ADMIN/users", "/x/../admin", "/%61dmin", "/admin;a=b/x"] {
+    for path in [
+        "/admin",
+        "/admin/users",
+        "//admin/users",
+        "/ADMIN/users",
+        "/x/../admin",
+        "/%61dmin",
+        "/admin;a=b/x",
+    ] {
         let response = get(&f.client, &f.sidecar.url(path), Some(&reader)).await;
         assert_eq!(response.status(), 403, "{path}");
-        let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_string();
-        assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"admin\""), "{challenge}");
+        let challenge = response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            challenge.contains("error=\"insufficient_scope\"")
+                && challenge.contains("scope=\"admin\""),
+            "{challenge}"
+        );
     }
     for path in ["/admin%2Fusers", "/x/..%2Fadmin", "/admin%5C"] {
         assert_eq!(f.call(path, Some(&reader)).await.0, 400, "{path}");
     }
     // HTTP clients resolve dot segments themselves; send these as written.
-    for (path, expected) in [("/x/../admin", 403), ("/x/%2e%2e/admin", 403), ("/..", 400), ("/x/..;/admin", 400)] {
-        assert_eq!(raw_get(f.sidecar.port, path, &reader).await, expected, "{path}");
+    for (path, expected) in [
+        ("/x/../admin", 403),
+        ("/x/%2e%2e/admin", 403),
+        ("/..", 400),
+        ("/x/..;/admin", 400),
+    ] {
+        assert_eq!(
+            raw_get(f.sidecar.port, path, &reader).await,
+            expected,
+            "{path}"
+        );
     }
     let writer = token(&f.provider, PROD, "orders:write").await;
-    let (status, body) = status_and_json(f.client.post(f.sidecar.url("/orders")).bearer_auth(&writer).send().await.unwrap()).await;
+    let (status, body) = status_and_json(
+        f.client
+            .post(f.sidecar.url("/orders"))
+            .bearer_auth(&writer)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["path"], "/orders");
-    let (status, body) = status_and_json(f.client.post(f.sidecar.url("//orders/")).bearer_auth(&reader).send().await.unwrap()).await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("insufficient_scope")));
+    let (status, body) = status_and_json(
+        f.client
+            .post(f.sidecar.url("//orders/"))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
     let (status, body) = f.call("/orders//1/./", Some(&reader)).await;
     assert_eq!(status, 200);
-    assert_eq!(body["path"], "/orders/1/", "the app sees the path that was authorised");
+    assert_eq!(
+        body["path"], "/orders/1/",
+        "the app sees the path that was authorised"
+    );
 }
 
 /// The status of a GET of `path` sent byte for byte over a new connection.
 async fn raw_get(port: u16, path: &str, token: &str) -> u16 {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: orders\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n");
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: orders\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).await.unwrap();
@@ -305,24 +438,42 @@ async fn bodies_stream_both_ways() {
     let token = f.token(PROD).await;
     // Upload 8 MiB: the app counts what it received.
     let upload = vec![7u8; 8 * 1024 * 1024];
-    let response = f.client.post(f.sidecar.url("/upload")).bearer_auth(&token).body(upload).send().await.unwrap();
-    assert_eq!(response.json::<Value>().await.unwrap()["bodyBytes"], 8 * 1024 * 1024);
+    let response = f
+        .client
+        .post(f.sidecar.url("/upload"))
+        .bearer_auth(&token)
+        .body(upload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["bodyBytes"],
+        8 * 1024 * 1024
+    );
     // Download 8 MiB.
     let response = get(&f.client, &f.sidecar.url("/bytes?n=8388608"), Some(&token)).await;
     assert_eq!(response.bytes().await.unwrap().len(), 8 * 1024 * 1024);
     // The first chunk arrives while the app still holds the rest: nothing is buffered.
     let mut held = get(&f.client, &f.sidecar.url("/hold"), Some(&token)).await;
     assert_eq!(held.status(), 200);
-    assert_eq!(held.chunk().await.unwrap().unwrap(), Bytes::from_static(b"first\n"));
+    assert_eq!(
+        held.chunk().await.unwrap().unwrap(),
+        Bytes::from_static(b"first\n")
+    );
     f.app.release();
-    assert_eq!(held.chunk().await.unwrap().unwrap(), Bytes::from_static(b"last\n"));
+    assert_eq!(
+        held.chunk().await.unwrap().unwrap(),
+        Bytes::from_static(b"last\n")
+    );
 }
 
 #[tokio::test]
 async fn an_upgrade_is_tunnelled_to_the_app() {
     let f = Fixture::start(&[]).await;
     let token = f.token(PROD).await;
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", f.sidecar.port)).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", f.sidecar.port))
+        .await
+        .unwrap();
     let request = format!(
         "GET /ws HTTP/1.1\r\nHost: orders\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer {token}\r\n\r\n"
     );
@@ -335,7 +486,10 @@ async fn an_upgrade_is_tunnelled_to_the_app() {
     }
     let head = String::from_utf8(head).unwrap();
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("upgrade: websocket"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("upgrade: websocket"),
+        "{head}"
+    );
     stream.write_all(b"ping through the tunnel").await.unwrap();
     let mut echo = [0u8; 23];
     stream.read_exact(&mut echo).await.unwrap();
@@ -345,7 +499,9 @@ async fn an_upgrade_is_tunnelled_to_the_app() {
 #[tokio::test]
 async fn an_upgrade_without_a_valid_token_is_refused() {
     let f = Fixture::start(&[]).await;
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", f.sidecar.port)).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", f.sidecar.port))
+        .await
+        .unwrap();
     stream
         .write_all(b"GET /ws HTTP/1.1\r\nHost: orders\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
         .await
@@ -371,7 +527,9 @@ async fn h2c_clients_are_served() {
         let response = client.request(request).await.unwrap();
         assert_eq!(response.version(), http::Version::HTTP_2);
         assert_eq!(response.status(), 200);
-        let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        let body: Value =
+            serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes())
+                .unwrap();
         assert_eq!(body["path"], format!("/h2/{i}"));
         assert_eq!(body["identity"]["x-outband-client-id"], PROD);
         assert_eq!(body["host"], format!("127.0.0.1:{}", f.sidecar.port));
@@ -381,7 +539,13 @@ async fn h2c_clients_are_served() {
 #[tokio::test]
 async fn oversized_request_headers_are_refused() {
     let f = Fixture::start(&["--max-header-bytes", "16384"]).await;
-    let response = f.client.get(f.sidecar.url("/")).header("x-big", "a".repeat(32 * 1024)).send().await.unwrap();
+    let response = f
+        .client
+        .get(f.sidecar.url("/"))
+        .header("x-big", "a".repeat(32 * 1024))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 431);
 }
 
@@ -392,17 +556,33 @@ async fn not_ready_and_refusing_until_a_valid_config_arrives() {
     let dir = tempfile::tempdir().unwrap();
     let sidecar = Sidecar::start(dir.path(), app.port(), &[]).await;
     let client = reqwest::Client::new();
-    assert_eq!(client.get(sidecar.admin_url("/readyz")).send().await.unwrap().status(), 503);
+    assert_eq!(
+        client
+            .get(sidecar.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
     let token = token(&provider, PROD, "orders:read").await;
     let (status, body) = status_and_json(get(&client, &sidecar.url("/"), Some(&token)).await).await;
-    assert_eq!((status, body["code"].as_str()), (503, Some("config_unavailable")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("config_unavailable"))
+    );
     let volume = AtomicVolume::new(dir.path()).unwrap();
     let mut torn = bundle_files(&config_for(&provider).await);
     torn.insert("config-0.json.gz".into(), b"torn".to_vec());
     volume.write(&torn).unwrap();
-    volume.write(&bundle_files(&config_for(&provider).await)).unwrap();
+    volume
+        .write(&bundle_files(&config_for(&provider).await))
+        .unwrap();
     sidecar.wait_ready().await.unwrap();
-    assert_eq!(get(&client, &sidecar.url("/"), Some(&token)).await.status(), 200);
+    assert_eq!(
+        get(&client, &sidecar.url("/"), Some(&token)).await.status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -410,7 +590,10 @@ async fn sigterm_drains_in_flight_requests_before_exiting() {
     let mut f = Fixture::start(&["--drain-timeout", "20s"]).await;
     let token = f.token(PROD).await;
     let mut held = get(&f.client, &f.sidecar.url("/hold"), Some(&token)).await;
-    assert_eq!(held.chunk().await.unwrap().unwrap(), Bytes::from_static(b"first\n"));
+    assert_eq!(
+        held.chunk().await.unwrap().unwrap(),
+        Bytes::from_static(b"first\n")
+    );
     f.sidecar.terminate().unwrap();
     let mut not_ready = false;
     for _ in 0..200 {
@@ -422,9 +605,15 @@ async fn sigterm_drains_in_flight_requests_before_exiting() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(not_ready, "the sidecar stays ready while draining");
-    assert!(f.sidecar.process.exited().is_none(), "the sidecar waits for the in-flight request");
+    assert!(
+        f.sidecar.process.exited().is_none(),
+        "the sidecar waits for the in-flight request"
+    );
     f.app.release();
-    assert_eq!(held.chunk().await.unwrap().unwrap(), Bytes::from_static(b"last\n"));
+    assert_eq!(
+        held.chunk().await.unwrap().unwrap(),
+        Bytes::from_static(b"last\n")
+    );
     assert!(held.chunk().await.unwrap().is_none());
     let mut status = None;
     for _ in 0..400 {
@@ -434,6 +623,11 @@ async fn sigterm_drains_in_flight_requests_before_exiting() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(status.map(|s| s.success()), Some(true), "{}", f.sidecar.log());
+    assert_eq!(
+        status.map(|s| s.success()),
+        Some(true),
+        "{}",
+        f.sidecar.log()
+    );
     assert!(f.sidecar.log().contains("drained"));
 }

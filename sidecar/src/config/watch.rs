@@ -126,6 +126,15 @@ impl ConfigWatcher {
         let subscriptions = config.subscription_count();
         let keys = config.key_count();
         let key_managers = config.key_managers.len();
+        for km in config
+            .key_managers
+            .iter()
+            .filter(|km| km.jwks_refresh.is_some())
+        {
+            self.metrics
+                .jwks_fetches
+                .with_label_values(&[&km.name, "success"]);
+        }
         self.auth.install_config(config);
         self.loaded += 1;
         self.metrics

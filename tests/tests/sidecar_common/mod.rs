@@ -54,11 +54,18 @@ pub const EC_CLIENT: &str = "orders-ec";
 /// The provider with every test client.
 pub async fn provider() -> OidcProvider {
     let scopes = ["orders:read", "orders:write", "admin"];
-    let clients = [PROD, SANDBOX, BLOCKED, PROD_ONLY_BLOCKED, STRANGER, EC_CLIENT]
-        .iter()
-        .map(|id| OidcClient::new(id, SECRET, &scopes))
-        .chain([OidcClient::new(SHORT_LIVED, SECRET, &scopes).with_token_ttl(1)])
-        .collect();
+    let clients = [
+        PROD,
+        SANDBOX,
+        BLOCKED,
+        PROD_ONLY_BLOCKED,
+        STRANGER,
+        EC_CLIENT,
+    ]
+    .iter()
+    .map(|id| OidcClient::new(id, SECRET, &scopes))
+    .chain([OidcClient::new(SHORT_LIVED, SECRET, &scopes).with_token_ttl(1)])
+    .collect();
     OidcProvider::start(OidcOptions {
         clients,
         ec_key: true,
@@ -99,7 +106,10 @@ pub fn public_jwks(jwks: &Value) -> Vec<PublicJwk> {
 
 /// The sidecar config for `shop/orders` trusting `provider`, with its current keys inlined.
 pub async fn config_for(provider: &OidcProvider) -> SidecarConfig {
-    let jwks = provider.jwks().await.expect("the provider publishes a JWKS");
+    let jwks = provider
+        .jwks()
+        .await
+        .expect("the provider publishes a JWKS");
     SidecarConfig {
         format: CONFIG_FORMAT.into(),
         api: ApiRef {
@@ -126,7 +136,11 @@ pub async fn config_for(provider: &OidcProvider) -> SidecarConfig {
         subscriptions: vec![
             subscription(BLOCKED, KeyType::Production, SubscriptionState::Blocked),
             subscription(EC_CLIENT, KeyType::Production, SubscriptionState::Active),
-            subscription(PROD_ONLY_BLOCKED, KeyType::Production, SubscriptionState::ProductionOnlyBlocked),
+            subscription(
+                PROD_ONLY_BLOCKED,
+                KeyType::Production,
+                SubscriptionState::ProductionOnlyBlocked,
+            ),
             subscription(PROD, KeyType::Production, SubscriptionState::Active),
             subscription(SHORT_LIVED, KeyType::Production, SubscriptionState::Active),
             subscription(SANDBOX, KeyType::Sandbox, SubscriptionState::Active),
@@ -135,7 +149,11 @@ pub async fn config_for(provider: &OidcProvider) -> SidecarConfig {
 }
 
 /// One subscription to `shop/orders`.
-pub fn subscription(client: &str, key_type: KeyType, state: SubscriptionState) -> SubscriptionConfig {
+pub fn subscription(
+    client: &str,
+    key_type: KeyType,
+    state: SubscriptionState,
+) -> SubscriptionConfig {
     SubscriptionConfig {
         key_manager: KEY_MANAGER.into(),
         consumer_key: client.into(),
@@ -189,16 +207,19 @@ impl TestApp {
                 };
                 let release = shared.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        answer(request, release.clone())
-                    });
+                    let service =
+                        hyper::service::service_fn(move |request| answer(request, release.clone()));
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .await;
                 });
             }
         });
-        TestApp { addr, release, task }
+        TestApp {
+            addr,
+            release,
+            task,
+        }
     }
 
     /// The app's port.
@@ -220,7 +241,10 @@ impl Drop for TestApp {
 
 type AppBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 
-async fn answer(mut request: Request<Incoming>, release: Arc<Notify>) -> Result<Response<AppBody>, Infallible> {
+async fn answer(
+    mut request: Request<Incoming>,
+    release: Arc<Notify>,
+) -> Result<Response<AppBody>, Infallible> {
     if request.headers().contains_key(http::header::UPGRADE) {
         let upgrade = hyper::upgrade::on(&mut request);
         tokio::spawn(async move {
@@ -272,7 +296,12 @@ async fn answer(mut request: Request<Incoming>, release: Arc<Notify>) -> Result<
         .headers()
         .iter()
         .filter(|(name, _)| name.as_str().starts_with("x-outband-"))
-        .map(|(name, value)| (name.to_string(), json!(value.to_str().unwrap_or("<binary>"))))
+        .map(|(name, value)| {
+            (
+                name.to_string(),
+                json!(value.to_str().unwrap_or("<binary>")),
+            )
+        })
         .collect();
     let reply = json!({
         "method": request.method().as_str(),
@@ -398,7 +427,10 @@ impl Sidecar {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        bail!("the sidecar did not become ready:\n{}", self.process.log_tail(30))
+        bail!(
+            "the sidecar did not become ready:\n{}",
+            self.process.log_tail(30)
+        )
     }
 
     /// The `/metrics` text.
