@@ -85,6 +85,8 @@ pub struct Outcome {
     pub status: u16,
     /// The response body (JSON when the sidecar or the app answered).
     pub body: Value,
+    /// The `WWW-Authenticate` challenge of a 401.
+    pub www_authenticate: Option<String>,
 }
 
 impl Outcome {
@@ -95,14 +97,18 @@ impl Outcome {
 
     /// The sidecar's error code, or what the app answered.
     pub fn reason(&self) -> String {
-        if let Some(code) = self.body.get("error").and_then(Value::as_str) {
-            let description = self
+        if let Some(code) = self.body.get("code").and_then(Value::as_str) {
+            let message = self
                 .body
-                .get("error_description")
-                .or_else(|| self.body.get("message"))
+                .get("message")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            format!("{code}: {description}")
+            let challenge = self
+                .www_authenticate
+                .as_deref()
+                .map(|c| format!("  [WWW-Authenticate: {c}]"))
+                .unwrap_or_default();
+            format!("{code}: {message}{challenge}")
         } else if let Some(identity) = self.body.get("identity") {
             format!("app saw identity {identity}")
         } else {
@@ -395,7 +401,7 @@ pub async fn run(narrate: bool) -> anyhow::Result<(DemoReport, DemoStack)> {
         },
     )?;
     report.sidecar_argv = sidecar.argv.clone();
-    say.say(&format!("outband-sidecar {}", sidecar.argv.join(" ")));
+    say.say(&format!("outband-sidecar {}", shell_words(&sidecar.argv)));
     let sidecar_url = format!("http://127.0.0.1:{host_proxy}");
     let sidecar_admin_url = format!("http://127.0.0.1:{host_admin}");
     let http = reqwest::Client::builder()
@@ -518,12 +524,18 @@ pub async fn run(narrate: bool) -> anyhow::Result<(DemoReport, DemoStack)> {
     for line in report
         .sidecar_metrics
         .lines()
-        .filter(|l| l.starts_with("outband_sidecar_decisions_total"))
-        .take(8)
+        .filter(|l| l.starts_with("outband_sidecar_decisions_total") && !l.ends_with(" 0"))
     {
         say.say(&format!("  {line}"));
     }
     say.say(&format!("operator: {}/metrics", operator.admin_url()));
+    for line in report.operator_metrics.lines().filter(|l| {
+        l.starts_with("outband_operator_configmap_writes_total")
+            || l.starts_with("outband_operator_keys_loaded")
+            || l.starts_with("outband_operator_bindings")
+    }) {
+        say.say(&format!("  {line}"));
+    }
 
     let stack = DemoStack {
         plane,
@@ -635,6 +647,11 @@ async fn call(
     }
     let response = request.send().await?;
     let status = response.status().as_u16();
+    let www_authenticate = response
+        .headers()
+        .get(http::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let text = response.text().await?;
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Ok(Outcome {
@@ -642,6 +659,7 @@ async fn call(
         expected_status,
         status,
         body,
+        www_authenticate,
     })
 }
 
@@ -672,4 +690,18 @@ fn tamper(token: &str) -> anyhow::Result<String> {
     let payload = engine.encode(serde_json::to_vec(&claims)?);
     parts[1] = &payload;
     Ok(parts.join("."))
+}
+
+/// Arguments joined for a shell, quoting those with spaces or `;`.
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|arg| {
+            if arg.contains([' ', ';', '*']) {
+                format!("'{arg}'")
+            } else {
+                arg.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -32,19 +32,33 @@ async fn the_whole_story_from_key_manager_to_blocked_subscription() {
     );
     assert_eq!(ok.body["authorizationHeaderSeen"], true, "{ok:?}");
 
-    let unsubscribed = by_scenario("client not subscribed");
-    assert_eq!(unsubscribed.status, 403, "{unsubscribed:?}");
-    let sandbox = by_scenario("sandbox key on the production API");
-    assert_eq!(sandbox.status, 403, "{sandbox:?}");
-    let tampered = by_scenario("tampered token");
-    assert_eq!(tampered.status, 401, "{tampered:?}");
-    let missing = by_scenario("no token");
-    assert_eq!(missing.status, 401, "{missing:?}");
-    let blocked = by_scenario("same production key, subscription Blocked");
-    assert_eq!(blocked.status, 403, "{blocked:?}");
+    let refusal = |name: &str, status: u16, code: &str| {
+        let outcome = by_scenario(name);
+        assert_eq!(outcome.status, status, "{outcome:?}");
+        assert_eq!(outcome.body["code"], code, "{outcome:?}");
+        outcome
+    };
+    let unsubscribed = refusal("client not subscribed", 403, "not_subscribed");
+    let sandbox = refusal(
+        "sandbox key on the production API",
+        403,
+        "key_type_not_allowed",
+    );
+    let tampered = refusal("tampered token", 401, "invalid_token");
+    let missing = refusal("no token", 401, "missing_token");
+    let blocked = refusal(
+        "same production key, subscription Blocked",
+        403,
+        "subscription_blocked",
+    );
+    let challenge = tampered.www_authenticate.as_deref().unwrap_or_default();
+    assert!(
+        challenge.starts_with("Bearer") && challenge.contains("error=\"invalid_token\""),
+        "{challenge}"
+    );
     for refused in [unsubscribed, sandbox, tampered, missing, blocked] {
         assert!(
-            refused.body.get("error").is_some(),
+            refused.body["message"].is_string(),
             "JSON error body: {refused:?}"
         );
         let text = refused.body.to_string();
