@@ -667,6 +667,65 @@ mod tests {
         assert_eq!(error.reason(), "Timeout", "{error}");
     }
 
+    /// An HTTPS server on 127.0.0.1 with a certificate for `localhost` from a fresh CA;
+    /// answers every connection that completes the handshake. Returns the port and the CA.
+    async fn tls_server() -> (u16, String) {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        crate::tls::install_crypto_provider();
+        let material = crate::webhook::tls::pki::create(
+            &["localhost".to_string()],
+            std::time::SystemTime::now(),
+            &Default::default(),
+        )
+        .unwrap();
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(material.tls_cert.as_bytes())
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(material.tls_key.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let mut buf = [0u8; 4096];
+                    let _ = tls.read(&mut buf).await;
+                    let _ = tls.write_all(ok("{\"keys\":[]}", "").as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        (port, material.ca_bundle)
+    }
+
+    #[tokio::test]
+    async fn tls_is_verified_with_the_ca_bundle() {
+        let (port, ca) = tls_server().await;
+        let mut target = target(format!("https://localhost:{port}/jwks"), true);
+        let error = fetcher(1024).get(&target).await.unwrap_err();
+        assert_eq!(error.reason(), "ConnectFailed", "{error}");
+        assert!(error.to_string().contains("certificate"), "{error}");
+
+        target.ca_bundle = Some(ca);
+        let fetched = fetcher(1024).get(&target).await.unwrap();
+        assert_eq!(fetched.body, b"{\"keys\":[]}");
+    }
+
     #[tokio::test]
     async fn an_invalid_ca_bundle_is_reported() {
         let mut target = target("https://idp.example/jwks".into(), false);
