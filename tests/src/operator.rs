@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::control_plane::{ControlPlane, wait_until};
@@ -27,6 +28,15 @@ pub struct OperatorOptions {
     pub extra_args: Vec<String>,
 }
 
+impl OperatorOptions {
+    /// Options with these extra arguments.
+    pub fn with_args<I: IntoIterator<Item = S>, S: Into<String>>(args: I) -> OperatorOptions {
+        OperatorOptions {
+            extra_args: args.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 /// A running operator; stopped when dropped.
 pub struct OperatorProcess {
     /// The process.
@@ -37,7 +47,8 @@ pub struct OperatorProcess {
 
 impl OperatorProcess {
     /// Registers the webhook, starts the operator and waits until its admin server is
-    /// ready and the webhook configuration carries its CA.
+    /// ready, the webhook configuration carries its CA, and a labelled pod is injected (a
+    /// server-side dry run in `default`, which calls the webhook like a real create).
     pub async fn start(
         plane: &ControlPlane,
         options: OperatorOptions,
@@ -74,22 +85,36 @@ impl OperatorProcess {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()?;
-        let configurations: Api<MutatingWebhookConfiguration> = Api::all(client);
+        let configurations: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+        let pods: Api<Pod> = Api::namespaced(client, "default");
         let ready = wait_until(Duration::from_secs(90), "the operator to be ready", || {
             let http = http.clone();
             let url = format!("{}/readyz", operator.admin_url());
             let configurations = configurations.clone();
+            let pods = pods.clone();
             async move {
                 if !http.get(url).send().await?.status().is_success() {
                     return Ok(false);
                 }
                 let configuration = configurations.get(WEBHOOK_CONFIGURATION).await?;
-                Ok(configuration.webhooks.iter().flatten().all(|w| {
+                let has_ca = configuration.webhooks.iter().flatten().all(|w| {
                     w.client_config
                         .ca_bundle
                         .as_ref()
                         .is_some_and(|b| !b.0.is_empty())
-                }))
+                });
+                if !has_ca {
+                    return Ok(false);
+                }
+                let dry_run = PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                };
+                let pod = pods.create(&dry_run, &probe_pod()).await?;
+                Ok(pod
+                    .metadata
+                    .annotations
+                    .is_some_and(|a| a.contains_key(outband_crds::annotations::INJECTED)))
             }
         })
         .await;
@@ -108,10 +133,31 @@ impl OperatorProcess {
         format!("http://127.0.0.1:{}", self.admin_port)
     }
 
+    /// The admin server's port.
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
     /// `https://127.0.0.1:<port>/mutate`.
     pub fn webhook_url(&self) -> String {
         format!("https://127.0.0.1:{}/mutate", self.webhook_port)
     }
+}
+
+fn probe_pod() -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": "outband-readiness-probe",
+            "labels": { "outband.dev/inject": "enabled" },
+            "annotations": { "outband.dev/api": "readiness-probe" },
+        },
+        "spec": { "containers": [{
+            "name": "app", "image": "registry.example/probe:1",
+            "ports": [{ "name": "http", "containerPort": 8080 }],
+        }]},
+    }))
+    .expect("a valid pod")
 }
 
 /// The MutatingWebhookConfiguration of the chart, with a loopback URL instead of a Service.

@@ -13,19 +13,20 @@ use k8s_openapi::api::core::v1::{Container, Pod, Secret};
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use outband_tests::control_plane::{ControlPlane, ControlPlaneOptions, wait_until};
+use outband_tests::operator::{
+    OPERATOR_NAMESPACE, OperatorOptions, OperatorProcess, WEBHOOK_CONFIGURATION as CONFIGURATION,
+};
 use outband_tests::paths;
 use outband_tests::ports::free_port;
 use outband_tests::process::ManagedProcess;
 use serde_json::json;
 
-const OPERATOR_NAMESPACE: &str = "outband-system";
 const APP_NAMESPACE: &str = "shop";
-const CONFIGURATION: &str = "outband-sidecar-injector";
 const SIDECAR_IMAGE: &str = "registry.example/outband-sidecar:test";
 
 /// A control plane, the operator with its webhook, and the webhook registered.
 struct Injector {
-    operator: ManagedProcess,
+    operator: OperatorProcess,
     client: Client,
     admin_port: u16,
     // Last: dropped after the operator.
@@ -47,82 +48,27 @@ impl Injector {
         plane.create_namespace(OPERATOR_NAMESPACE).await?;
         plane.create_namespace(APP_NAMESPACE).await?;
         let client = plane.client().await?;
-
-        let port = free_port();
-        let admin_port = free_port();
-        register_webhook(&client, port).await?;
         if let Some(secret) = secret {
             Api::<Secret>::namespaced(client.clone(), OPERATOR_NAMESPACE)
                 .create(&PostParams::default(), &secret)
                 .await?;
         }
-
-        let kubeconfig = plane
-            .kubeconfig_path()
-            .to_str()
-            .context("kubeconfig path")?;
-        let operator = ManagedProcess::spawn(
-            "outband-operator",
-            &paths::binary("outband-operator")?,
-            &[
-                format!("--admin-listen=127.0.0.1:{admin_port}"),
-                format!("--webhook-listen=127.0.0.1:{port}"),
-                format!("--webhook-namespace={OPERATOR_NAMESPACE}"),
-                format!("--webhook-configuration={CONFIGURATION}"),
-                "--webhook-extra-sans=127.0.0.1".to_string(),
+        let operator = OperatorProcess::start(
+            &plane,
+            OperatorOptions::with_args([
                 format!("--sidecar-image={SIDECAR_IMAGE}"),
                 "--sidecar-cpu-request=25m".to_string(),
                 "--sidecar-memory-request=48Mi".to_string(),
                 "--sidecar-memory-limit=96Mi".to_string(),
-            ],
-            &[("KUBECONFIG", kubeconfig), ("RUST_LOG", "info")],
-            &plane.scratch_dir().join("operator.log"),
-        )?;
-        let mut injector = Injector {
+            ]),
+        )
+        .await?;
+        Ok(Injector {
+            admin_port: operator.admin_port(),
             operator,
             client,
-            admin_port,
             plane,
-        };
-        injector.wait_ready().await?;
-        Ok(injector)
-    }
-
-    /// Ready when the operator has published its CA and a labelled pod is injected
-    /// (checked with a server-side dry run, which calls the webhook too).
-    async fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let configurations: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
-        let pods = self.pods();
-        let result = wait_until(Duration::from_secs(90), "the webhook to inject", || {
-            let configurations = configurations.clone();
-            let pods = pods.clone();
-            async move {
-                let configuration = configurations.get(CONFIGURATION).await?;
-                let has_ca = configuration.webhooks.iter().flatten().all(|w| {
-                    w.client_config
-                        .ca_bundle
-                        .as_ref()
-                        .is_some_and(|b| !b.0.is_empty())
-                });
-                if !has_ca {
-                    return Ok(false);
-                }
-                let params = PostParams {
-                    dry_run: true,
-                    ..Default::default()
-                };
-                let pod = pods.create(&params, &labelled_pod("probe", &[])).await?;
-                Ok(is_injected(&pod))
-            }
         })
-        .await;
-        if let Some(status) = self.operator.exited() {
-            anyhow::bail!(
-                "the operator exited ({status}):\n{}",
-                self.operator.log_tail(40)
-            );
-        }
-        result.with_context(|| format!("operator log:\n{}", self.operator.log_tail(40)))
     }
 
     fn pods(&self) -> Api<Pod> {
@@ -195,36 +141,6 @@ async fn run_injected_sidecar(args: &[String], scratch: &std::path::Path) -> any
     alive.with_context(|| sidecar.log_tail(20))?;
     let (ready, _) = http_get(admin, "/readyz").await?;
     anyhow::ensure!(ready != 200, "ready without a config");
-    Ok(())
-}
-
-async fn register_webhook(client: &Client, port: u16) -> anyhow::Result<()> {
-    let configuration: MutatingWebhookConfiguration = serde_json::from_value(json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": { "name": CONFIGURATION },
-        "webhooks": [{
-            "name": "inject.outband.dev",
-            "admissionReviewVersions": ["v1"],
-            "sideEffects": "None",
-            "failurePolicy": "Fail",
-            "timeoutSeconds": 5,
-            "reinvocationPolicy": "IfNeeded",
-            "clientConfig": { "url": format!("https://127.0.0.1:{port}/mutate") },
-            "rules": [{
-                "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
-                "operations": ["CREATE"], "scope": "Namespaced",
-            }],
-            "objectSelector": { "matchLabels": { "outband.dev/inject": "enabled" } },
-            "namespaceSelector": { "matchExpressions": [{
-                "key": "kubernetes.io/metadata.name", "operator": "NotIn",
-                "values": ["kube-system", OPERATOR_NAMESPACE],
-            }]},
-        }],
-    }))?;
-    Api::<MutatingWebhookConfiguration>::all(client.clone())
-        .create(&PostParams::default(), &configuration)
-        .await?;
     Ok(())
 }
 
@@ -595,7 +511,7 @@ async fn with_the_webhook_down_a_labelled_pod_is_refused() {
     let mut injector = Injector::start(ControlPlaneOptions::default())
         .await
         .unwrap();
-    injector.operator.kill();
+    injector.operator.process.kill();
 
     let error = injector
         .pods()
