@@ -29,8 +29,14 @@ done
 need_etcd=0
 [ -x "$ETCD_OUT/etcd" ] || need_etcd=1
 
+report() {
+  say "kube-apiserver: $("$OUT/kube-apiserver" --version) ($OUT)"
+  say "etcd: $("$ETCD_OUT/etcd" --version | head -1) ($ETCD_OUT)"
+}
+
 if [ "$need_kube" = 0 ] && [ "$need_etcd" = 0 ]; then
-  say "control-plane binaries already cached: $OUT, $ETCD_OUT"
+  say "control-plane binaries already cached"
+  report
   exit 0
 fi
 
@@ -103,5 +109,4 @@ if [ "$need_etcd" = 1 ]; then
   rm -rf "$ETCD_OUT"; mv "$ETCD_OUT.partial" "$ETCD_OUT"
 fi
 
-say "kube-apiserver: $("$OUT/kube-apiserver" --version)"
-say "etcd: $("$ETCD_OUT/etcd" --version | head -1)"
+report
