@@ -31,7 +31,7 @@ async fn lease_holder(cluster: &Cluster) -> Option<String> {
 
 #[tokio::test]
 async fn promtool_accepts_the_metrics() {
-    let promtool = paths::tool_on_path("promtool", "make promtool").unwrap();
+    let promtool = paths::tool_on_path("promtool", "make tools").unwrap();
     let cluster = Cluster::start().await.unwrap();
     let idp = provider(&[]).await.unwrap();
     cluster.namespace("shop").await.unwrap();

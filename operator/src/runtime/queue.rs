@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use tokio::sync::Notify;
 
 /// Dirty keys waiting for a worker.
@@ -83,8 +83,6 @@ impl<K: Ord + Clone + Send + 'static> WorkQueue<K> {
         .flatten()
     }
 }
-
-use futures::StreamExt as _;
 
 #[cfg(test)]
 mod tests {
