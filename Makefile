@@ -75,3 +75,19 @@ $(OIDC_PROVIDER_DIR)/node_modules/.package-lock.json: $(OIDC_PROVIDER_DIR)/packa
 	cd $(OIDC_PROVIDER_DIR) && $(NPM) ci --no-audit --no-fund
 	@touch $@
 	@echo ">> oidc-provider: installed oidc-provider $$(node -p 'require("./$(OIDC_PROVIDER_DIR)/node_modules/oidc-provider/package.json").version')"
+
+##@ Sidecar (issue 4): tools, benchmarks and load figures
+.PHONY: tools
+tools: ## Install promtool (Debian `prometheus`) and wrk with apt-get (skipped when on PATH)
+	@hack/install-tools.sh
+
+# The sidecar's metrics test needs promtool: make it part of `deps` without touching the line above.
+deps: tools
+
+.PHONY: bench-sidecar
+bench-sidecar: ## Criterion benchmarks of a sidecar decision (decode+verify per alg, cache hit, subscription lookup)
+	$(CARGO) bench -p outband-sidecar --bench validation
+
+.PHONY: load-sidecar
+load-sidecar: tools ## Requests/s of the release sidecar on loopback with wrk (warm cache, 10,000 distinct tokens, no cache)
+	@hack/load-sidecar.sh

@@ -1,2 +1,183 @@
-//! Placeholder until the sidecar benchmarks land (created by the lead to unblock the workspace build).
-fn main() {}
+//! `make bench-sidecar`: the cost of a decision. Decode + verify per algorithm (the whole
+//! pure pipeline, signature included), the verified-token cache hit path (hash, lookup,
+//! re-checks, identity headers), and the subscription lookup in a config of 10,000.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{HeaderMap, HeaderValue};
+use outband_crds::{JwsAlgorithm, KeyType, SubscriptionState};
+use outband_sidecar::auth::{Authenticator, unix_now};
+use outband_sidecar::cache::TokenCache;
+use outband_sidecar::config::CompiledConfig;
+use outband_sidecar::metrics::Metrics;
+use outband_sidecar::pipeline::{FetchedKeys, evaluate, inspect, recheck};
+use outband_sidecar::policy::authorize;
+use outband_sidecar::refresh::{HttpSource, JwksRefresher};
+use outband_sidecar::routes::{RouteRules, normalize};
+use outband_sidecar::settings::Settings;
+use support::*;
+
+fn big_config() -> outband_crds::sidecar_config::SidecarConfig {
+    let mut config = config();
+    for i in 0..10_000 {
+        config.subscriptions.push(subscription(
+            &format!("client-{i:05}"),
+            KeyType::Production,
+            SubscriptionState::Active,
+        ));
+    }
+    config
+}
+
+fn decode_and_verify(c: &mut Criterion) {
+    let settings = Settings::new(API);
+    let compiled = CompiledConfig::compile(&big_config(), "bench", &settings).unwrap();
+    let fetched = FetchedKeys::default();
+    let now = unix_now();
+    let k = keys();
+    let mut group = c.benchmark_group("decode_verify");
+    for (name, key, alg) in [
+        ("RS256", &k.rsa, JwsAlgorithm::RS256),
+        ("PS256", &k.rsa_pss, JwsAlgorithm::PS256),
+        ("ES256", &k.p256, JwsAlgorithm::ES256),
+        ("ES384", &k.p384, JwsAlgorithm::ES384),
+        ("EdDSA", &k.ed25519, JwsAlgorithm::EdDSA),
+    ] {
+        let mut header = header_for(key);
+        header["alg"] = alg.as_str().into();
+        let token = sign(&header, &claims_for(CLIENT, now), key, alg);
+        assert!(evaluate(&compiled, &settings, &fetched, &token, None, now).is_ok());
+        group.bench_function(name, |b| {
+            b.iter(|| evaluate(&compiled, &settings, &fetched, black_box(&token), None, now))
+        });
+    }
+    let token = token_for(&k.rsa, CLIENT, now);
+    group.bench_function("RS256 without signature (inspect only)", |b| {
+        b.iter(|| inspect(&compiled, &fetched, black_box(&token), settings.limits, now))
+    });
+    let forged = token_for(&k.attacker_p256, "nobody", now);
+    group.bench_function("unsubscribed forgery (refused before the signature)", |b| {
+        b.iter(|| {
+            evaluate(
+                &compiled,
+                &settings,
+                &fetched,
+                black_box(&forged),
+                None,
+                now,
+            )
+        })
+    });
+    group.finish();
+}
+
+fn cache_hit(c: &mut Criterion) {
+    let settings = Arc::new(Settings::new(API));
+    let metrics = Metrics::new();
+    let auth = Authenticator::new(
+        settings.clone(),
+        TokenCache::new(100_000, Duration::from_secs(300)),
+        JwksRefresher::new(
+            Arc::new(HttpSource),
+            Duration::from_secs(30),
+            Duration::from_secs(300),
+            metrics.clone(),
+        ),
+        metrics,
+        Duration::from_secs(900),
+    );
+    auth.install_config(CompiledConfig::compile(&big_config(), "bench", &settings).unwrap());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let now = unix_now();
+    let mut headers = HeaderMap::new();
+    let token = token_for(&keys().rsa, CLIENT, now);
+    headers.insert(
+        http::header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    assert!(runtime.block_on(auth.authorize(&headers, None)).is_ok());
+    let mut group = c.benchmark_group("cache");
+    group.bench_function(
+        "hit (hash, lookup, exp + subscription re-check, identity)",
+        |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(auth.authorize(black_box(&headers), None))
+                    .unwrap()
+            })
+        },
+    );
+    let snapshot = auth.snapshot().unwrap();
+    let verified = evaluate(
+        &snapshot.config,
+        &settings,
+        &snapshot.fetched,
+        &token,
+        None,
+        now,
+    )
+    .unwrap();
+    group.bench_function("re-check only", |b| {
+        b.iter(|| recheck(&snapshot.config, &settings, black_box(&verified), None, now).unwrap())
+    });
+    group.finish();
+}
+
+fn subscription_lookup(c: &mut Criterion) {
+    let settings = Settings::new(API);
+    let compiled = CompiledConfig::compile(&big_config(), "bench", &settings).unwrap();
+    let now = unix_now();
+    let verified = evaluate(
+        &compiled,
+        &settings,
+        &FetchedKeys::default(),
+        &token_for(&keys().p256, "client-07777", now),
+        None,
+        now,
+    )
+    .unwrap();
+    let mut group = c.benchmark_group("subscription");
+    group.bench_function("lookup in 10,000", |b| {
+        b.iter(|| {
+            compiled
+                .subscription(KEY_MANAGER, black_box("client-07777"))
+                .unwrap()
+        })
+    });
+    group.bench_function("authorize (lookup, key type, state)", |b| {
+        b.iter(|| authorize(&compiled, &settings, 0, black_box(&verified.claims), None).unwrap())
+    });
+    let routed = Settings {
+        routes: RouteRules::parse(
+            "GET /orders/* orders:read; POST /orders orders:write; * /admin/** admin",
+        )
+        .unwrap(),
+        ..Settings::new(API)
+    };
+    group.bench_function("normalise path + 3 route rules", |b| {
+        b.iter(|| {
+            let path = normalize(black_box("/orders//42/./"), true).unwrap();
+            routed.routes.required_scopes("GET", &path).len()
+        })
+    });
+    group.bench_function("compile a config of 10,000", |b| {
+        let config = big_config();
+        b.iter(|| CompiledConfig::compile(black_box(&config), "bench", &settings).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = decode_and_verify, cache_hit, subscription_lookup
+}
+criterion_main!(benches);
