@@ -45,7 +45,7 @@ demo: deps ## Run the whole story locally (KEEP=1 leaves it running until Ctrl-C
 ##@ Test
 .PHONY: test
 test: deps build ## Run every test (installs what they need first)
-	$(CARGO) test --workspace --no-fail-fast
+	@hack/cargo-test.sh --workspace --no-fail-fast
 
 ##@ Helm (webhook + chart; issue 5)
 HELM_VERSION ?= v3.22.0
