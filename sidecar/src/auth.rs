@@ -143,12 +143,10 @@ impl Authenticator {
         route: Option<Route<'_>>,
     ) -> Result<Identity, Denial> {
         let started = Instant::now();
-        let mut cache_label = "miss";
-        let result = self.decide(headers, route, &mut cache_label).await;
+        let mut cache_hit = false;
+        let result = self.decide(headers, route, &mut cache_hit).await;
         self.metrics
-            .auth_duration
-            .with_label_values(&[cache_label])
-            .observe(started.elapsed().as_secs_f64());
+            .auth_time(cache_hit, started.elapsed().as_secs_f64());
         match &result {
             Ok(_) => self.metrics.allowed(),
             Err(denial) => {
@@ -170,7 +168,7 @@ impl Authenticator {
         &self,
         headers: &HeaderMap,
         route: Option<Route<'_>>,
-        cache_label: &mut &'static str,
+        cache_hit: &mut bool,
     ) -> Result<Identity, Denial> {
         let Some(mut snapshot) = self.snapshot.load_full() else {
             return Err(Denial::ConfigUnavailable);
@@ -184,8 +182,8 @@ impl Authenticator {
         let now = unix_now();
 
         if let Some(entry) = self.cache.get(&hash, snapshot.epoch) {
-            *cache_label = "hit";
-            self.metrics.cache_lookups.with_label_values(&["hit"]).inc();
+            *cache_hit = true;
+            self.metrics.cache_lookup(true);
             let grant = pipeline::recheck(
                 &snapshot.config,
                 &self.settings,
@@ -195,10 +193,7 @@ impl Authenticator {
             )?;
             return Ok(Identity::new(&grant, entry.claim_headers.clone()));
         }
-        self.metrics
-            .cache_lookups
-            .with_label_values(&["miss"])
-            .inc();
+        self.metrics.cache_lookup(false);
 
         let mut inspected =
             pipeline::inspect(&snapshot.config, &snapshot.fetched, token, limits, now)?;

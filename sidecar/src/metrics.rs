@@ -49,6 +49,18 @@ pub struct Metrics {
     pub connections_open: IntGauge,
     /// Client connections accepted.
     pub connections_total: IntCounter,
+    hot: HotPath,
+}
+
+/// Children of the label sets every request touches, resolved once (a label lookup hashes
+/// the label values on every call).
+#[derive(Clone)]
+struct HotPath {
+    allowed: IntCounter,
+    auth_hit: prometheus::Histogram,
+    auth_miss: prometheus::Histogram,
+    cache_hit: IntCounter,
+    cache_miss: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -183,6 +195,13 @@ impl Metrics {
         )
         .unwrap();
 
+        let hot = HotPath {
+            allowed: decisions.with_label_values(&["allow", "ok"]),
+            auth_hit: auth_duration.with_label_values(&["hit"]),
+            auth_miss: auth_duration.with_label_values(&["miss"]),
+            cache_hit: cache_lookups.with_label_values(&["hit"]),
+            cache_miss: cache_lookups.with_label_values(&["miss"]),
+        };
         let metrics = Metrics {
             registry,
             decisions,
@@ -203,6 +222,7 @@ impl Metrics {
             requests_in_flight,
             connections_open,
             connections_total,
+            hot,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(metrics.decisions.clone()),
@@ -252,7 +272,25 @@ impl Metrics {
 
     /// Records an allow decision.
     pub fn allowed(&self) {
-        self.decisions.with_label_values(&["allow", "ok"]).inc();
+        self.hot.allowed.inc();
+    }
+
+    /// Records a verified-token cache lookup.
+    pub fn cache_lookup(&self, hit: bool) {
+        if hit {
+            self.hot.cache_hit.inc();
+        } else {
+            self.hot.cache_miss.inc();
+        }
+    }
+
+    /// Records the time a decision took.
+    pub fn auth_time(&self, cache_hit: bool, seconds: f64) {
+        if cache_hit {
+            self.hot.auth_hit.observe(seconds);
+        } else {
+            self.hot.auth_miss.observe(seconds);
+        }
     }
 
     /// Records a deny decision.

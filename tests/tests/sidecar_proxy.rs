@@ -631,3 +631,66 @@ async fn sigterm_drains_in_flight_requests_before_exiting() {
     );
     assert!(f.sidecar.log().contains("drained"));
 }
+
+#[tokio::test]
+async fn an_h2c_app_is_reached_over_http2() {
+    let f = Fixture::start(&["--upstream-protocol", "h2c"]).await;
+    let (status, body) = f.call("/grpc-like", Some(&f.token(PROD).await)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version"], "HTTP/2.0");
+    assert_eq!(body["identity"]["x-outband-client-id"], PROD);
+}
+
+/// Reads until the peer closes; `None` if it is still open after `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    let mut buffer = [0u8; 4096];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_its_headers_is_closed() {
+    let f = Fixture::start(&["--header-read-timeout", "1s"]).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", f.sidecar.port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut stream, Duration::from_secs(10))
+            .await
+            .is_some(),
+        "the half-sent request was not cut off"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let f = Fixture::start(&["--idle-timeout", "1s"]).await;
+    let token = f.token(PROD).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", f.sidecar.port))
+        .await
+        .unwrap();
+    let request = format!("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    assert!(
+        closed_within(&mut stream, Duration::from_secs(10))
+            .await
+            .is_some(),
+        "the idle connection stayed open"
+    );
+}
