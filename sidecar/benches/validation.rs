@@ -77,6 +77,47 @@ fn decode_and_verify(c: &mut Criterion) {
     group.finish();
 }
 
+/// The signature alone: `jsonwebtoken` with a `DecodingKey` held per kid (what the sidecar
+/// does; aws-lc still parses the public key inside each call) against aws-lc's
+/// `ParsedPublicKey`, parsed once.
+fn signature_only(c: &mut Criterion) {
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256,
+    };
+    use base64::Engine;
+    let k = keys();
+    let mut group = c.benchmark_group("signature_only");
+    let message = b"header.payload";
+    for (name, key, alg, parsed) in [
+        (
+            "RS256",
+            &k.rsa,
+            JwsAlgorithm::RS256,
+            ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, k.rsa.public_der()).unwrap(),
+        ),
+        (
+            "ES256",
+            &k.p256,
+            JwsAlgorithm::ES256,
+            ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, k.p256.public_raw()).unwrap(),
+        ),
+    ] {
+        let signature = key.sign_with(alg, message);
+        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&signature);
+        let verifier = outband_sidecar::keys::VerificationKey::from_jwk(&key.jwk(true)).unwrap();
+        assert!(verifier.verify(alg, message, &signature, &encoded));
+        group.bench_function(format!("{name} jsonwebtoken, DecodingKey per kid"), |b| {
+            b.iter(|| verifier.verify(alg, black_box(message), &signature, &encoded))
+        });
+        assert!(parsed.verify_sig(message, &signature).is_ok());
+        group.bench_function(
+            format!("{name} aws-lc ParsedPublicKey (for comparison)"),
+            |b| b.iter(|| parsed.verify_sig(black_box(message), &signature).is_ok()),
+        );
+    }
+    group.finish();
+}
+
 fn cache_hit(c: &mut Criterion) {
     let settings = Arc::new(Settings::new(API));
     let metrics = Metrics::new();
@@ -178,6 +219,6 @@ fn subscription_lookup(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = decode_and_verify, cache_hit, subscription_lookup
+    targets = decode_and_verify, signature_only, cache_hit, subscription_lookup
 }
 criterion_main!(benches);

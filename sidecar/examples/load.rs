@@ -129,8 +129,8 @@ fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:<68} {:>12} {:>10} {:>10}  {}",
-        "scenario", "requests/s", "p50", "p99", "sidecar"
+        "{:<68} {:>12} {:>10} {:>10}  sidecar",
+        "scenario", "requests/s", "p50", "p99"
     );
     for (name, outcome) in &results {
         println!(

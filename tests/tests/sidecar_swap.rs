@@ -95,7 +95,7 @@ async fn two_hundred_kubelet_swaps_under_load_fail_no_request() {
         worker.await.unwrap();
     }
 
-    let failures = failures.lock().unwrap();
+    let failures = failures.lock().unwrap().clone();
     let total = sent.load(Ordering::Relaxed);
     eprintln!(
         "{SWAPS} swaps in {:.2?} with {total} requests from {CLIENTS} clients; {} failed",
