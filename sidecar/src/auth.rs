@@ -125,10 +125,19 @@ impl Authenticator {
         let expires_at = unix_now().saturating_add(self.fetched_ttl.as_secs() as i64);
         self.snapshot.rcu(|current| {
             current.as_ref().map(|snapshot| {
+                // The same keys again only extend their life: cached tokens stay valid.
+                let unchanged = snapshot
+                    .fetched
+                    .latest(key_manager)
+                    .is_some_and(|previous| previous.fingerprint() == keys.fingerprint());
                 Arc::new(Snapshot {
                     config: snapshot.config.clone(),
                     fetched: snapshot.fetched.with(key_manager, keys.clone(), expires_at),
-                    epoch: self.next_epoch(),
+                    epoch: if unchanged {
+                        snapshot.epoch
+                    } else {
+                        self.next_epoch()
+                    },
                 })
             })
         });

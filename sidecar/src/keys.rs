@@ -16,6 +16,7 @@ use aws_lc_rs::signature::{
 use jsonwebtoken::{Algorithm, DecodingKey};
 use outband_crds::JwsAlgorithm;
 use outband_crds::sidecar_config::PublicJwk;
+use sha2::{Digest, Sha256};
 
 use crate::token::shape::decode_segment;
 
@@ -313,6 +314,7 @@ pub struct KeySet {
     ambiguous: HashSet<String>,
     all: Vec<Arc<VerificationKey>>,
     rejected: Vec<(Option<String>, KeyError)>,
+    fingerprint: [u8; 32],
 }
 
 impl KeySet {
@@ -322,7 +324,10 @@ impl KeySet {
         let mut set = KeySet::default();
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut keys = Vec::new();
+        let mut digest = Sha256::new();
         for jwk in jwks {
+            digest.update(serde_json::to_vec(jwk).expect("a JWK serializes"));
+            digest.update([0]);
             if let Some(kid) = &jwk.kid {
                 *seen.entry(kid.clone()).or_default() += 1;
             }
@@ -341,7 +346,13 @@ impl KeySet {
             }
             set.all.push(key);
         }
+        set.fingerprint = digest.finalize().into();
         set
+    }
+
+    /// SHA-256 over the JWKs the set was built from: equal for the same keys.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
     }
 
     /// Finds the key for a token's `kid`.

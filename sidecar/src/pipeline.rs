@@ -42,6 +42,11 @@ impl FetchedKeys {
             .map(|(keys, _)| keys)
     }
 
+    /// Fetched keys of `key_manager`, expired or not.
+    pub fn latest(&self, key_manager: &str) -> Option<&Arc<KeySet>> {
+        self.by_key_manager.get(key_manager).map(|(keys, _)| keys)
+    }
+
     /// A copy with `key_manager`'s keys replaced, valid until `expires_at`.
     pub fn with(&self, key_manager: &str, keys: Arc<KeySet>, expires_at: i64) -> FetchedKeys {
         let mut by_key_manager = self.by_key_manager.clone();

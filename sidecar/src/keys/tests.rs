@@ -216,3 +216,13 @@ fn unknown_kids_are_unknown() {
         assert!(matches!(set.lookup(Some(kid)), Lookup::Unknown), "{kid}");
     }
 }
+
+#[test]
+fn fingerprints_tell_key_sets_apart() {
+    let k = keys();
+    let one = KeySet::build([&k.p256.jwk(true), &k.ed25519.jwk(true)]);
+    let same = KeySet::build([&k.p256.jwk(true), &k.ed25519.jwk(true)]);
+    let other = KeySet::build([&k.p256.jwk(true)]);
+    assert_eq!(one.fingerprint(), same.fingerprint());
+    assert_ne!(one.fingerprint(), other.fingerprint());
+}
