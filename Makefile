@@ -44,7 +44,7 @@ demo: deps ## Run the whole story locally (KEEP=1 leaves it running until Ctrl-C
 
 ##@ Test
 .PHONY: test
-test: deps build ## Run every test (installs what they need first)
+test: deps lint build ## Run every test, after fmt and clippy (installs what they need first)
 	@hack/cargo-test.sh --workspace --no-fail-fast
 
 ##@ Helm (webhook + chart; issue 5)
