@@ -13,7 +13,7 @@ help: ## List the targets
 
 ##@ Setup
 .PHONY: envtest
-envtest: ## Build kube-apiserver, kubectl and etcd into the cache (skipped when cached)
+envtest: ## Build kube-apiserver, kube-controller-manager, kubectl and etcd into the cache (skipped when cached)
 	@hack/install-envtest.sh
 
 .PHONY: deps
@@ -41,6 +41,10 @@ demo: deps ## Run the whole story locally (KEEP=1 leaves it running until Ctrl-C
 	@echo "==> building the operator, the sidecar and the demo (first build takes a few minutes)"
 	$(CARGO) build --bins
 	@$(CARGO) run -q -p outband-tests --bin outband-demo -- $(if $(KEEP),--keep)
+
+##@ Benchmarks
+.PHONY: bench
+bench: bench-sidecar ## Every benchmark (criterion; speed targets live here, never in tests)
 
 ##@ Test
 .PHONY: test
