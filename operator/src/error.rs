@@ -32,6 +32,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// The reasons of a failed Kubernetes API request (every controller's reconciles can
+    /// fail with these).
+    pub const API_REASONS: [&'static str; 8] = [
+        "Forbidden",
+        "NotFound",
+        "Conflict",
+        "Invalid",
+        "TooManyRequests",
+        "ApiServerError",
+        "ApiError",
+        "ApiUnreachable",
+    ];
+
+    /// The reasons of a config that cannot be encoded (the config writer only).
+    pub const CONFIG_REASONS: [&'static str; 2] = ["ConfigTooLarge", "ConfigEncoding"];
+
     /// A stable, machine-readable name.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -67,5 +83,27 @@ mod tests {
             "Conflict"
         );
         assert_eq!(Error::LeadershipLost.reason(), "LeadershipLost");
+    }
+
+    #[test]
+    fn every_api_reason_is_listed() {
+        let api = |code: u16| {
+            let status = kube::core::Status::failure("failed", "Failed").with_code(code);
+            Error::Kube(kube::Error::Api(Box::new(status))).reason()
+        };
+        let mut reasons: Vec<&str> = [403, 404, 409, 422, 429, 503, 400]
+            .into_iter()
+            .map(api)
+            .collect();
+        reasons.push(Error::Kube(kube::Error::LinesCodecMaxLineLengthExceeded).reason());
+        assert_eq!(reasons, Error::API_REASONS);
+        let too_large = BundleError::TooLarge {
+            api: outband_crds::sidecar_config::ApiRef {
+                namespace: "shop".into(),
+                name: "orders".into(),
+            },
+            needed: 9,
+        };
+        assert_eq!(Error::Bundle(too_large).reason(), Error::CONFIG_REASONS[0]);
     }
 }

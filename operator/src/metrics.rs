@@ -3,7 +3,7 @@
 //! Every label has a bounded set of values: controller names, stable error reasons,
 //! KeyManager names, API names (one per served API) and binding states.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use prometheus::{
@@ -11,9 +11,35 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::error::Error;
 use crate::index::ObjectKey;
+use crate::key_manager::source::SourceError;
 
 const NAMESPACE: &str = "outband_operator";
+
+/// Outcomes of `config_compilations_total`.
+pub const COMPILATION_OUTCOMES: [&str; 5] =
+    ["changed", "unchanged", "deferred", "not_served", "error"];
+
+/// The `reason`s each controller's reconciles can fail with.
+fn reconcile_error_reasons() -> [(&'static str, Vec<&'static str>); 3] {
+    let api = Error::API_REASONS.to_vec();
+    let with = |extra: &[&'static str]| api.iter().chain(extra).copied().collect::<Vec<_>>();
+    [
+        (
+            crate::key_manager::controller::CONTROLLER,
+            with(&["MissingField"]),
+        ),
+        (
+            crate::binding::controller::CONTROLLER,
+            with(&["MissingField"]),
+        ),
+        (
+            crate::config::writer::CONTROLLER,
+            with(&Error::CONFIG_REASONS),
+        ),
+    ]
+}
 
 /// The operator's metrics. Other parts of the binary (the injection webhook) register
 /// theirs in [`Metrics::registry`].
@@ -116,7 +142,7 @@ impl Metrics {
         registry
             .register(Box::new(leader.clone()))
             .expect("unique metric");
-        Metrics {
+        let metrics = Metrics {
             reconciles: counter(
                 &registry,
                 "reconciles_total",
@@ -170,7 +196,7 @@ impl Metrics {
             compilations: counter(
                 &registry,
                 "config_compilations_total",
-                "Sidecar config compilations, by outcome (changed, unchanged, deferred, not_served, error).",
+                "Sidecar config compilations, by outcome (changed, unchanged, deferred, not_served, error: the config cannot be encoded).",
                 &["outcome"],
             ),
             config_bytes: gauge(
@@ -200,6 +226,42 @@ impl Metrics {
                 &["resource"],
             ),
             registry,
+        };
+        metrics.prime();
+        metrics
+    }
+
+    /// Creates the series whose label values are known at start-up, at 0, so that
+    /// `increase()` and `rate()` see their first event.
+    fn prime(&self) {
+        for (controller, reasons) in reconcile_error_reasons() {
+            for reason in reasons {
+                self.reconcile_errors
+                    .with_label_values(&[controller, reason]);
+            }
+        }
+        for operation in ["apply", "delete"] {
+            for result in ["success", "error"] {
+                self.configmap_writes
+                    .with_label_values(&[operation, result]);
+            }
+        }
+        for outcome in COMPILATION_OUTCOMES {
+            self.compilations.with_label_values(&[outcome]);
+        }
+    }
+
+    /// Creates KeyManager `name`'s fetch series at 0: every key refresh result of its
+    /// source (`pem` or JWKS) and, when it uses discovery, every discovery result.
+    /// Idempotent; called on every reconcile, so the first one creates them.
+    pub fn prime_key_manager(&self, name: &str, pem: bool, discovery: bool) {
+        for result in SourceError::key_results(pem) {
+            self.jwks_fetches.with_label_values(&[name, result]);
+        }
+        if discovery {
+            for result in SourceError::discovery_results() {
+                self.discovery_fetches.with_label_values(&[name, result]);
+            }
         }
     }
 
@@ -259,6 +321,16 @@ impl Metrics {
             let _ = vec.remove_label_values(&[name]);
         }
         let _ = self.last_refresh_success.remove_label_values(&[name]);
+        let results: BTreeSet<&str> = SourceError::key_results(true)
+            .into_iter()
+            .chain(SourceError::key_results(false))
+            .collect();
+        for result in results {
+            let _ = self.jwks_fetches.remove_label_values(&[name, result]);
+        }
+        for result in SourceError::discovery_results() {
+            let _ = self.discovery_fetches.remove_label_values(&[name, result]);
+        }
     }
 
     /// Drops the series of an API that is no longer served.
@@ -315,6 +387,45 @@ mod tests {
                 .get(),
             0
         );
+    }
+
+    #[test]
+    fn bounded_series_exist_from_start_up_at_zero() {
+        let metrics = Metrics::new();
+        let text = metrics.render();
+        for series in [
+            "outband_operator_reconcile_errors_total{controller=\"keymanager\",reason=\"Forbidden\"} 0",
+            "outband_operator_reconcile_errors_total{controller=\"oauthappbinding\",reason=\"Conflict\"} 0",
+            "outband_operator_reconcile_errors_total{controller=\"config\",reason=\"ConfigTooLarge\"} 0",
+            "outband_operator_configmap_writes_total{operation=\"apply\",result=\"error\"} 0",
+            "outband_operator_configmap_writes_total{operation=\"delete\",result=\"success\"} 0",
+            "outband_operator_config_compilations_total{outcome=\"error\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} missing:\n{text}");
+        }
+    }
+
+    #[test]
+    fn key_manager_fetch_series_are_created_when_first_seen_and_dropped_when_gone() {
+        let metrics = Metrics::new();
+        metrics.prime_key_manager("okta", false, true);
+        metrics.prime_key_manager("pem", true, false);
+        let text = metrics.render();
+        for series in [
+            "outband_operator_jwks_fetches_total{key_manager=\"okta\",result=\"success\"} 0",
+            "outband_operator_jwks_fetches_total{key_manager=\"okta\",result=\"Timeout\"} 0",
+            "outband_operator_jwks_fetches_total{key_manager=\"okta\",result=\"NoUsableKeys\"} 0",
+            "outband_operator_discovery_fetches_total{key_manager=\"okta\",result=\"DnsFailed\"} 0",
+            "outband_operator_jwks_fetches_total{key_manager=\"pem\",result=\"InvalidPem\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} missing:\n{text}");
+        }
+        assert!(!text.contains("key_manager=\"pem\",result=\"Timeout\""));
+        assert!(!text.contains("discovery_fetches_total{key_manager=\"pem\""));
+        metrics.forget_key_manager("okta");
+        let text = metrics.render();
+        assert!(!text.contains("key_manager=\"okta\""), "{text}");
+        assert!(text.contains("key_manager=\"pem\""));
     }
 
     #[test]

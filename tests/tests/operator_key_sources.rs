@@ -9,11 +9,17 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use operator_common::*;
-use rcgen::{CertificateParams, KeyPair, PKCS_ECDSA_P256_SHA256};
+use rcgen::{
+    CertificateParams, KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P521_SHA512, SignatureAlgorithm,
+};
 use serde_json::json;
 
 fn certificate() -> String {
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    certificate_with(&PKCS_ECDSA_P256_SHA256)
+}
+
+fn certificate_with(algorithm: &'static SignatureAlgorithm) -> String {
+    let key = KeyPair::generate_for(algorithm).unwrap();
     CertificateParams::new(vec!["idp.example".into()])
         .unwrap()
         .self_signed(&key)
@@ -111,6 +117,40 @@ async fn pem_certificates_inline_or_in_a_secret_become_keys() {
         })
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.log()));
+}
+
+#[tokio::test]
+async fn a_refresh_whose_keys_are_all_refused_is_counted_as_no_usable_keys() {
+    let cluster = Cluster::start().await.unwrap();
+    let operator = Operator::start(&cluster.plane, "operator", &[])
+        .await
+        .unwrap();
+    // P-521 is refused (the wire format has no ES512): the PEM converts, no key is usable.
+    cluster
+        .apply_key_manager(
+            "p521",
+            pem_spec(json!({"type": "PEM", "pem": certificate_with(&PKCS_ECDSA_P521_SHA512)})),
+        )
+        .await
+        .unwrap();
+    cluster
+        .wait_for_key_manager("p521", "KeysLoaded", "False", Some("NoUsableKeys"))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.log()));
+    let metrics = operator.metrics().await.unwrap();
+    let series = |result: &str| {
+        format!("outband_operator_jwks_fetches_total{{key_manager=\"p521\",result=\"{result}\"}}")
+    };
+    let value = |result: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{} ", series(result))))
+            .map(|v| v.trim().parse::<f64>().unwrap())
+    };
+    assert!(value("NoUsableKeys").unwrap_or(0.0) >= 1.0, "{metrics}");
+    // Created at 0 when the KeyManager was first seen, and never counted.
+    assert_eq!(value("success"), Some(0.0), "{metrics}");
+    assert_eq!(value("InvalidPem"), Some(0.0), "{metrics}");
 }
 
 #[tokio::test]

@@ -90,7 +90,9 @@ pub async fn sync(ctx: &Context, api: &ApiRef) -> Result<(), Error> {
             Vec::new()
         }
         Compiled::Config(config) => {
-            let bundle = bundle::encode(&config)?;
+            let bundle = bundle::encode(&config).inspect_err(|_| {
+                ctx.metrics.compilations.with_label_values(&["error"]).inc();
+            })?;
             let size: usize = bundle.shards.iter().map(Vec::len).sum();
             ctx.metrics
                 .config_bytes
@@ -163,4 +165,61 @@ fn count(ctx: &Context, operation: &str, ok: bool) {
         .configmap_writes
         .with_label_values(&[operation, if ok { "success" } else { "error" }])
         .inc();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+    use crate::index::tests::{api, key_manager, pod, test_keys};
+    use crate::index::{Observed, Published};
+    use crate::metrics::Metrics;
+
+    /// `len` bytes that do not compress.
+    fn incompressible(len: usize) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(len + 32);
+        let mut block = Sha256::digest(b"outband");
+        while bytes.len() < len {
+            bytes.extend_from_slice(&block);
+            block = Sha256::digest(block);
+        }
+        bytes.truncate(len);
+        bytes
+    }
+
+    #[tokio::test]
+    async fn a_config_that_cannot_be_encoded_is_a_failed_compilation() {
+        // Never called: the encoding fails before any request.
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+                .unwrap();
+        let ctx = Context::new(client, Arc::new(Metrics::new()), None);
+        let orders = api("shop", "orders");
+        ctx.update(|index| {
+            index.apply_key_manager(&key_manager("idp", serde_json::json!({})));
+            index.apply_pod(&pod("shop", "orders-1", "orders", &[]));
+            // An issuer of 8 MB that does not compress: more than 8 ConfigMaps of 700 KiB.
+            index.set_observed(
+                "idp",
+                None,
+                Observed::Ready(Arc::new(Published {
+                    issuer: URL_SAFE_NO_PAD.encode(incompressible(6 * 1024 * 1024)),
+                    jwks_url: None,
+                    keys: test_keys(),
+                })),
+            )
+        });
+
+        let error = sync(&ctx, &orders).await.unwrap_err();
+        assert_eq!(error.reason(), "ConfigTooLarge");
+        let compilations =
+            |outcome: &str| ctx.metrics.compilations.with_label_values(&[outcome]).get();
+        assert_eq!(compilations("error"), 1);
+        assert_eq!(compilations("changed") + compilations("unchanged"), 0);
+    }
 }

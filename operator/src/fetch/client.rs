@@ -136,6 +136,22 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// Every value [`FetchError::reason`] returns (the fetch metrics create these series
+    /// at 0).
+    pub const REASONS: [&'static str; 11] = [
+        "InvalidUrl",
+        "SchemeRefused",
+        "AddressRefused",
+        "InvalidCaBundle",
+        "DnsFailed",
+        "ConnectFailed",
+        "Timeout",
+        "RedirectRefused",
+        "HttpStatus",
+        "ResponseTooLarge",
+        "BodyFailed",
+    ];
+
     /// A stable, machine-readable name.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -501,6 +517,53 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
             body.len()
         )
+    }
+
+    #[test]
+    fn every_reason_is_listed() {
+        let text = |s: &str| s.to_string();
+        let errors = [
+            FetchError::InvalidUrl {
+                url: text("u"),
+                message: text("m"),
+            },
+            FetchError::SchemeRefused { url: text("u") },
+            FetchError::AddressRefused {
+                host: text("h"),
+                refusal: text("r"),
+            },
+            FetchError::InvalidCaBundle(text("c")),
+            FetchError::Dns {
+                host: text("h"),
+                message: text("m"),
+            },
+            FetchError::Connect {
+                url: text("u"),
+                message: text("m"),
+            },
+            FetchError::Timeout {
+                url: text("u"),
+                timeout: Duration::from_secs(1),
+            },
+            FetchError::Redirect {
+                url: text("u"),
+                message: text("m"),
+            },
+            FetchError::Status {
+                url: text("u"),
+                status: 500,
+            },
+            FetchError::TooLarge {
+                url: text("u"),
+                limit: 1,
+            },
+            FetchError::Body {
+                url: text("u"),
+                message: text("m"),
+            },
+        ];
+        let reasons: Vec<&str> = errors.iter().map(FetchError::reason).collect();
+        assert_eq!(reasons, FetchError::REASONS);
     }
 
     #[test]

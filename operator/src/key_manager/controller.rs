@@ -23,7 +23,7 @@ use crate::keys::{self, jwks::check_jwk};
 
 use super::report::{self, KEYS_LOADED, READY, Report};
 use super::source::Sources;
-use super::state::{Attempt, Freshness, KeyState, Timing};
+use super::state::{Attempt, Freshness, KeyState, Timing, require_usable};
 
 /// The controller's name in metrics.
 pub const CONTROLLER: &str = "keymanager";
@@ -81,6 +81,11 @@ impl KeyManagerController {
             self.states().remove(name);
             return (report::disabled(spec), None);
         }
+        self.ctx.metrics.prime_key_manager(
+            name,
+            discovery::uses_pem(spec),
+            spec.well_known_url.is_some(),
+        );
         let timing = self.timing(spec);
         let mut state = self.states().get(name).cloned().unwrap_or_default();
         let new_generation = state.observe_generation(km.metadata.generation);
@@ -113,11 +118,11 @@ impl KeyManagerController {
                 .or_else(|| endpoints_in_status(km)),
         };
         let resolution = discovery::resolve(spec, document.as_ref());
-        let keys = match (&discovery, &resolution.endpoints.jwks) {
+        let keys = require_usable(match (&discovery, &resolution.endpoints.jwks) {
             // Without a JWKS URL, the discovery failure is the reason there are no keys.
             (Some(Err(error)), None) if !discovery::uses_pem(spec) => Err(error.clone()),
             _ => self.sources.keys(spec, &resolution).await,
-        };
+        });
         let label = keys
             .as_ref()
             .map_or_else(|e| e.metric_result(), |_| "success");

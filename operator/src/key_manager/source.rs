@@ -65,6 +65,28 @@ impl SourceError {
             other => other.reason(),
         }
     }
+
+    /// Every `result` of `jwks_fetches_total` a KeyManager's key refreshes can report:
+    /// `success` and the failures of its source (PEM, or discovery and JWKS).
+    pub fn key_results(pem: bool) -> Vec<&'static str> {
+        let mut results = vec!["success"];
+        if pem {
+            results.extend(["InvalidPem", "PemSourceUnavailable"]);
+        } else {
+            results.extend(FetchError::REASONS);
+            results.extend(["InvalidDiscoveryDocument", "NoJwksUrl", "InvalidJwks"]);
+        }
+        results.push("NoUsableKeys");
+        results
+    }
+
+    /// Every `result` of `discovery_fetches_total`.
+    pub fn discovery_results() -> Vec<&'static str> {
+        let mut results = vec!["success"];
+        results.extend(FetchError::REASONS);
+        results.push("InvalidDiscoveryDocument");
+        results
+    }
 }
 
 /// Fetches discovery documents and keys for KeyManagers.

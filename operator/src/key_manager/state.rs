@@ -64,6 +64,25 @@ pub struct Fetched {
     pub freshness: Option<Duration>,
 }
 
+/// A refresh whose keys were all refused is a failure: [`SourceError::NoUsableKeys`],
+/// naming the refused keys.
+pub fn require_usable(keys: Result<Fetched, SourceError>) -> Result<Fetched, SourceError> {
+    keys.and_then(|fetched| {
+        if fetched.set.keys.is_empty() {
+            Err(SourceError::NoUsableKeys(
+                fetched
+                    .set
+                    .rejected
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            ))
+        } else {
+            Ok(fetched)
+        }
+    })
+}
+
 /// What this process remembers about one KeyManager.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyState {
@@ -142,21 +161,7 @@ impl KeyState {
             Some(Err(error)) => self.discovery_error = Some(error),
             None => {}
         }
-        let keys = attempt.keys.and_then(|fetched| {
-            if fetched.set.keys.is_empty() {
-                Err(SourceError::NoUsableKeys(
-                    fetched
-                        .set
-                        .rejected
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect(),
-                ))
-            } else {
-                Ok(fetched)
-            }
-        });
-        match keys {
+        match require_usable(attempt.keys) {
             Ok(fetched) => {
                 self.keys = Some(GoodKeys {
                     set: fetched.set,
@@ -322,6 +327,17 @@ mod tests {
             Some(SourceError::NoUsableKeys(_))
         ));
         assert!(state.usable(10, &timing()).is_some());
+    }
+
+    #[test]
+    fn a_key_set_with_no_usable_key_is_counted_as_no_usable_keys() {
+        let Attempt { keys, .. } = success(&[], None);
+        let error = require_usable(keys).unwrap_err();
+        assert_eq!(error.metric_result(), "NoUsableKeys");
+        assert!(SourceError::key_results(true).contains(&"NoUsableKeys"));
+        assert!(SourceError::key_results(false).contains(&"NoUsableKeys"));
+        let Attempt { keys, .. } = success(&["a"], None);
+        assert!(require_usable(keys).is_ok());
     }
 
     #[test]
