@@ -7,6 +7,8 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
+use crate::config::compiled::CompileError;
+use crate::config::source::LoadError;
 use crate::denial::Denial;
 
 /// The sidecar's metrics and their registry.
@@ -31,6 +33,8 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     /// Failed reloads by `reason`.
     pub config_reload_failures: IntCounterVec,
+    /// 1 while the newest config on disk is refused and the last good one serves.
+    pub config_pending_failure: IntGauge,
     /// Unix time of the last successful load.
     pub config_last_success: Gauge,
     /// Subscriptions in the config in effect.
@@ -143,6 +147,11 @@ impl Metrics {
             &["reason"],
         )
         .unwrap();
+        let config_pending_failure = IntGauge::new(
+            "outband_sidecar_config_pending_failure",
+            "1 while the newest config in the volume is refused and the last good config is in effect, else 0.",
+        )
+        .unwrap();
         let config_last_success = Gauge::new(
             "outband_sidecar_config_last_success_timestamp_seconds",
             "Unix time of the last successful config load.",
@@ -213,6 +222,7 @@ impl Metrics {
             config_loaded,
             config_reloads,
             config_reload_failures,
+            config_pending_failure,
             config_last_success,
             config_subscriptions,
             config_keys,
@@ -234,6 +244,7 @@ impl Metrics {
             Box::new(metrics.config_loaded.clone()),
             Box::new(metrics.config_reloads.clone()),
             Box::new(metrics.config_reload_failures.clone()),
+            Box::new(metrics.config_pending_failure.clone()),
             Box::new(metrics.config_last_success.clone()),
             Box::new(metrics.config_subscriptions.clone()),
             Box::new(metrics.config_keys.clone()),
@@ -267,6 +278,17 @@ impl Metrics {
         }
         for kind in ["connect", "timeout", "protocol"] {
             self.upstream_errors.with_label_values(&[kind]);
+        }
+        for reason in LoadError::REASONS.iter().chain(&CompileError::REASONS) {
+            self.config_reload_failures.with_label_values(&[reason]);
+        }
+    }
+
+    /// Creates KeyManager `key_manager`'s JWKS fetch series at 0 (a config that lets the
+    /// sidecar fetch its keys lists it).
+    pub fn prime_jwks_fetches(&self, key_manager: &str) {
+        for result in crate::refresh::RESULTS {
+            self.jwks_fetches.with_label_values(&[key_manager, result]);
         }
     }
 
@@ -344,6 +366,24 @@ mod tests {
         ));
         assert!(text.contains("# TYPE outband_sidecar_auth_duration_seconds histogram"));
         assert!(text.contains("outband_sidecar_config_loaded 0"));
+        assert!(text.contains("outband_sidecar_config_pending_failure 0"));
+    }
+
+    #[test]
+    fn bounded_counters_exist_at_zero() {
+        let metrics = Metrics::new();
+        metrics.prime_jwks_fetches("idp");
+        let text = String::from_utf8(metrics.render()).unwrap();
+        for series in [
+            "outband_sidecar_config_reload_failures_total{reason=\"torn\"} 0",
+            "outband_sidecar_config_reload_failures_total{reason=\"wrong_api\"} 0",
+            "outband_sidecar_config_reload_failures_total{reason=\"missing\"} 0",
+            "outband_sidecar_jwks_fetches_total{key_manager=\"idp\",result=\"success\"} 0",
+            "outband_sidecar_jwks_fetches_total{key_manager=\"idp\",result=\"timeout\"} 0",
+            "outband_sidecar_jwks_fetches_total{key_manager=\"idp\",result=\"no_usable_keys\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} missing:\n{text}");
+        }
     }
 
     #[test]

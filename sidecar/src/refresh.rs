@@ -25,6 +25,22 @@ use crate::metrics::Metrics;
 /// Most remembered unknown `kid`s per KeyManager.
 pub const MAX_NEGATIVE_ENTRIES: usize = 4096;
 
+/// Every `result` of `outband_sidecar_jwks_fetches_total`: `success`, the refusals before a
+/// fetch (`rate_limited`), what a fetched document can be (`invalid_jwks`, `no_usable_keys`:
+/// every key in it refused), and the transport failures of [`http::FetchError`].
+pub const RESULTS: [&str; 10] = [
+    "success",
+    "rate_limited",
+    "invalid_jwks",
+    "no_usable_keys",
+    "refused_url",
+    "bad_ca_bundle",
+    "timeout",
+    "request_failed",
+    "bad_status",
+    "too_large",
+];
+
 /// Where JWKS documents come from (HTTP in production; a fake in tests).
 pub trait JwksSource: Send + Sync {
     /// Fetches the document at `refresh.url`.
@@ -176,6 +192,15 @@ impl JwksRefresher {
         let keys = Arc::new(KeySet::build(&parsed.keys));
         for (skipped_kid, err) in parsed.skipped.iter().chain(keys.rejected()) {
             tracing::info!(key_manager, kid = ?skipped_kid, reason = err.reason(), "JWKS key not used: {err}");
+        }
+        if keys.is_empty() {
+            tracing::warn!(key_manager, url = %refresh.url, "JWKS refresh returned no usable key");
+            self.metrics
+                .jwks_fetches
+                .with_label_values(&[key_manager, "no_usable_keys"])
+                .inc();
+            state.remember_unknown(kid_key, self.negative_ttl);
+            return Refreshed::Nothing;
         }
         self.metrics
             .jwks_fetches

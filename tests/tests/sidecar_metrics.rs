@@ -132,3 +132,69 @@ async fn promtool_accepts_the_metrics_after_traffic() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Polls `/metrics` until `sample` has `value` (10 s at most).
+async fn wait_for_metric(sidecar: &Sidecar, sample: &str, value: f64) {
+    for _ in 0..200 {
+        if sidecar.metric(sample).await == value {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{sample} never reached {value}:\n{}\n{}",
+        sidecar.metrics().await,
+        sidecar.log()
+    );
+}
+
+#[tokio::test]
+async fn a_refused_update_is_pending_until_a_good_config_arrives() {
+    let provider = provider().await;
+    let app = TestApp::start().await;
+    let config = config_for(&provider).await;
+    let (dir, volume) = volume_with(&config);
+    let sidecar = Sidecar::start(dir.path(), app.port(), &[]).await;
+    sidecar.wait_ready().await.unwrap();
+    let text = sidecar.metrics().await;
+    for reason in ["missing", "torn", "unknown_format", "wrong_api"] {
+        assert!(
+            text.contains(&format!(
+                "outband_sidecar_config_reload_failures_total{{reason=\"{reason}\"}} 0"
+            )),
+            "{reason} is not at 0 from start-up:\n{text}"
+        );
+    }
+    assert!(text.contains(&format!(
+        "outband_sidecar_jwks_fetches_total{{key_manager=\"{KEY_MANAGER}\",result=\"timeout\"}} 0"
+    )));
+    assert_eq!(
+        metric_value(&text, "outband_sidecar_config_pending_failure"),
+        0.0
+    );
+
+    // A new version whose shard does not match its manifest: refused, the old one serves.
+    let mut changed = config.clone();
+    changed.subscriptions.pop();
+    let mut torn = bundle_files(&changed);
+    torn.insert(
+        outband_crds::sidecar_config::bundle::shard_file(0),
+        b"not the shard".to_vec(),
+    );
+    volume.write(&torn).unwrap();
+    wait_for_metric(&sidecar, "outband_sidecar_config_pending_failure", 1.0).await;
+    assert_eq!(
+        sidecar
+            .metric("outband_sidecar_config_reload_failures_total{reason=\"torn\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(sidecar.metric("outband_sidecar_config_loaded").await, 1.0);
+
+    volume.write(&bundle_files(&changed)).unwrap();
+    wait_for_metric(&sidecar, "outband_sidecar_config_pending_failure", 0.0).await;
+    assert_eq!(
+        sidecar.metric("outband_sidecar_config_generation").await,
+        2.0
+    );
+}

@@ -27,6 +27,9 @@ pub enum CompileError {
 }
 
 impl CompileError {
+    /// Every value [`CompileError::reason`] returns.
+    pub const REASONS: [&'static str; 1] = ["wrong_api"];
+
     /// A stable name for metrics and logs.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -33,6 +33,19 @@ pub enum LoadError {
 }
 
 impl LoadError {
+    /// Every value [`LoadError::reason`] returns.
+    pub const REASONS: [&'static str; 9] = [
+        "missing",
+        "unreadable",
+        "invalid_json",
+        "unknown_format",
+        "torn",
+        "bad_shard_names",
+        "bad_compression",
+        "api_mismatch",
+        "too_large",
+    ];
+
     /// A stable name for metrics and logs.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -127,6 +140,55 @@ mod tests {
         for (i, shard) in bundle.shards.iter().enumerate() {
             std::fs::write(dir.join(shard_file(i)), shard).unwrap();
         }
+    }
+
+    #[test]
+    fn every_reason_is_listed() {
+        let io = |kind| std::io::Error::from(kind);
+        let json = || serde_json::from_slice::<()>(b"{").unwrap_err();
+        let api = || outband_crds::sidecar_config::ApiRef {
+            namespace: "shop".into(),
+            name: "orders".into(),
+        };
+        let errors = [
+            BundleError::Read {
+                file: "f".into(),
+                source: io(std::io::ErrorKind::NotFound),
+            },
+            BundleError::Read {
+                file: "f".into(),
+                source: io(std::io::ErrorKind::PermissionDenied),
+            },
+            BundleError::Parse {
+                file: "f".into(),
+                what: "w",
+                source: json(),
+            },
+            BundleError::Format {
+                file: "f".into(),
+                found: "x".into(),
+                expected: "y",
+            },
+            BundleError::Mismatch {
+                file: "f".into(),
+                what: "w",
+            },
+            BundleError::ShardNames { count: 9, last: 8 },
+            BundleError::Decompress(io(std::io::ErrorKind::InvalidData)),
+            BundleError::ApiMismatch {
+                manifest: api(),
+                document: api(),
+            },
+            BundleError::TooLarge {
+                api: api(),
+                needed: 9,
+            },
+        ];
+        let reasons: Vec<&str> = errors
+            .into_iter()
+            .map(|e| LoadError::Bundle(e).reason())
+            .collect();
+        assert_eq!(reasons, LoadError::REASONS);
     }
 
     #[test]

@@ -88,14 +88,21 @@ impl ConfigWatcher {
         match outcome {
             Ok(None) => {
                 self.last_failure = None;
+                self.metrics.config_pending_failure.set(0);
                 Check::Same
             }
             Ok(Some(config)) => {
                 self.last_failure = None;
+                self.metrics.config_pending_failure.set(0);
                 self.install(config);
                 Check::Loaded
             }
             Err((reason, message)) => {
+                // Stuck on a refused version while the last good one serves (before the
+                // first good config, `config_loaded` 0 says it).
+                self.metrics
+                    .config_pending_failure
+                    .set(i64::from(self.auth.is_ready()));
                 let repeated = !changed && self.last_failure.as_deref() == Some(reason);
                 if !repeated {
                     self.metrics
@@ -131,9 +138,7 @@ impl ConfigWatcher {
             .iter()
             .filter(|km| km.jwks_refresh.is_some())
         {
-            self.metrics
-                .jwks_fetches
-                .with_label_values(&[&km.name, "success"]);
+            self.metrics.prime_jwks_fetches(&km.name);
         }
         self.auth.install_config(config);
         self.loaded += 1;

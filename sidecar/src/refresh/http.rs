@@ -35,6 +35,16 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// Every value [`FetchError::reason`] returns.
+    pub const REASONS: [&'static str; 6] = [
+        "refused_url",
+        "bad_ca_bundle",
+        "timeout",
+        "request_failed",
+        "bad_status",
+        "too_large",
+    ];
+
     /// A stable name for metrics.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -184,6 +184,40 @@ async fn an_invalid_document_installs_nothing() {
 }
 
 #[tokio::test]
+async fn a_document_whose_keys_are_all_refused_is_not_a_success() {
+    let mut weak = keys().p256.jwk(true);
+    weak.crv = Some("P-521".into());
+    let source = Arc::new(FakeSource::serving(&[weak]));
+    let metrics = Metrics::new();
+    let refresher = JwksRefresher::new(
+        source.clone(),
+        Duration::ZERO,
+        Duration::from_secs(300),
+        metrics.clone(),
+    );
+    let outcome = refresher
+        .refresh("idp", &refresh_config(), Some("ec-1"), |_| {
+            panic!("installed")
+        })
+        .await;
+    assert!(matches!(outcome, Refreshed::Nothing));
+    let count = |result: &str| {
+        metrics
+            .jwks_fetches
+            .with_label_values(&["idp", result])
+            .get()
+    };
+    assert_eq!((count("success"), count("no_usable_keys")), (0, 1));
+}
+
+#[test]
+fn every_fetch_result_is_listed() {
+    for reason in http::FetchError::REASONS {
+        assert!(RESULTS.contains(&reason), "{reason}");
+    }
+}
+
+#[tokio::test]
 async fn the_real_client_refuses_metadata_urls_without_connecting() {
     let refresh = JwksRefresh {
         url: "http://169.254.169.254/latest/meta-data/jwks".into(),

@@ -119,9 +119,15 @@ fn a_bad_update_keeps_the_last_good_config_and_is_counted_once() {
     let mut torn = bundle_files(&test_support::config());
     torn[1].1 = b"not gzip".to_vec();
     kubelet_write(dir.path(), 2, &torn);
+    assert_eq!(metrics.config_pending_failure.get(), 0);
     assert_eq!(watcher.check(), Check::Refused("torn"));
     assert_eq!(watcher.check(), Check::Refused("torn"));
     assert_eq!(generation(&auth), good);
+    assert_eq!(
+        metrics.config_pending_failure.get(),
+        1,
+        "stuck on a refused config while the last good one serves"
+    );
     assert_eq!(
         metrics
             .config_reload_failures
@@ -138,6 +144,30 @@ fn a_bad_update_keeps_the_last_good_config_and_is_counted_once() {
         watcher.check(),
         Check::Same,
         "the same document is not a new config"
+    );
+    assert_eq!(metrics.config_pending_failure.get(), 0);
+}
+
+#[test]
+fn a_refused_first_config_is_not_a_pending_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Metrics::new();
+    let auth = authenticator(&metrics);
+    let mut watcher = ConfigWatcher::new(
+        dir.path().into(),
+        auth.clone(),
+        metrics.clone(),
+        Duration::from_secs(1),
+    );
+    assert_eq!(watcher.check(), Check::Refused("missing"));
+    assert_eq!(metrics.config_loaded.get(), 0);
+    assert_eq!(metrics.config_pending_failure.get(), 0);
+    assert_eq!(
+        metrics
+            .config_reload_failures
+            .with_label_values(&["missing"])
+            .get(),
+        1
     );
 }
 
