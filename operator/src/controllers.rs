@@ -111,7 +111,7 @@ pub async fn run(
 
     // Never write from a partial picture: wait for every first list, then for the lease.
     tokio::select! {
-        () = readiness.wait() => {}
+        () = readiness.wait_for(&watch::WATCHES) => {}
         () = shutdown.clone().wait() => return Ok(()),
     }
     tracing::info!("every watch has listed; campaigning for leadership");

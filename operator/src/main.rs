@@ -27,6 +27,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.webhook,
             operator.client(),
             operator.metrics().registry().clone(),
+            operator.readiness(),
             operator.shutdown_signal().wait(),
         ),
     );

@@ -31,11 +31,12 @@ impl Operator {
     pub async fn connect(args: Args) -> Result<Operator, Error> {
         crate::tls::install_crypto_provider();
         let client = Client::try_default().await?;
+        let readiness = Arc::new(Readiness::new(&readiness_items(&args)));
         Ok(Operator {
             args,
             client,
             metrics: Arc::new(Metrics::new()),
-            readiness: Arc::new(Readiness::new(&watch::WATCHES)),
+            readiness,
             shutdown: Shutdown::new(),
         })
     }
@@ -43,6 +44,11 @@ impl Operator {
     /// The Kubernetes client.
     pub fn client(&self) -> Client {
         self.client.clone()
+    }
+
+    /// What `/readyz` waits for (the webhook reports its certificate here).
+    pub fn readiness(&self) -> Arc<Readiness> {
+        self.readiness.clone()
     }
 
     /// The metrics (other components register theirs in `metrics().registry()`).
@@ -93,5 +99,32 @@ impl Operator {
             leadership,
             self.shutdown.signal(),
         ))
+    }
+}
+
+/// What the process must have before it is Ready: every watch's first list and, when the
+/// webhook is served, its serving certificate.
+pub fn readiness_items(args: &Args) -> Vec<&'static str> {
+    let mut items = watch::WATCHES.to_vec();
+    if args.webhook.webhook_listen.is_some() {
+        items.push(crate::webhook::CERTIFICATE_READY);
+    }
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn with_the_webhook_readiness_waits_for_its_certificate() {
+        let without = Args::parse_from(["outband-operator"]);
+        assert!(!readiness_items(&without).contains(&crate::webhook::CERTIFICATE_READY));
+        let with = Args::parse_from(["outband-operator", "--webhook-listen=127.0.0.1:9443"]);
+        let items = readiness_items(&with);
+        assert!(items.contains(&crate::webhook::CERTIFICATE_READY));
+        assert!(watch::WATCHES.iter().all(|w| items.contains(w)));
     }
 }

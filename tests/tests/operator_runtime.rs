@@ -221,3 +221,51 @@ async fn sigterm_stops_the_operator_cleanly_and_frees_the_lease() {
         "the lease is released on shutdown"
     );
 }
+
+#[tokio::test]
+async fn with_the_webhook_it_is_not_ready_before_its_serving_certificate_is_loaded() {
+    let cluster = Cluster::start().await.unwrap();
+    let webhook_port = outband_tests::ports::free_port();
+    // The webhook's Secret goes into a namespace that does not exist yet: the certificate
+    // cannot be stored, so the webhook cannot answer a TLS handshake.
+    let listen = format!("--webhook-listen=127.0.0.1:{webhook_port}");
+    let operator = Operator::spawn(
+        &cluster.plane,
+        "operator",
+        &[&listen, "--webhook-namespace=webhook-home"],
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let last = loop {
+        let last = operator.readyz().await.unwrap_or_default();
+        if last.1 == "waiting for: webhook-certificate\n" {
+            break last;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz never waited for the certificate alone: {last:?}\n{}",
+            operator.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(last.0, 503);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        operator.readyz().await.unwrap().0,
+        503,
+        "still no certificate"
+    );
+
+    cluster.namespace("webhook-home").await.unwrap();
+    wait_until(Duration::from_secs(60), "/readyz 200", || {
+        let readyz = operator.readyz();
+        async move { Ok(readyz.await?.0 == 200) }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.log()));
+    assert!(
+        operator
+            .log()
+            .contains("webhook serving certificate loaded")
+    );
+}

@@ -1,4 +1,5 @@
-//! The admin server: `/livez`, `/readyz` (every watch has listed once) and `/metrics`.
+//! The admin server: `/livez`, `/readyz` (every watch has listed once and, with the webhook,
+//! its serving certificate is loaded) and `/metrics`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -95,10 +96,7 @@ fn route(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Bytes
             } else {
                 text(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "waiting for the first list of: {}\n",
-                        state.readiness.pending().join(", ")
-                    ),
+                    format!("waiting for: {}\n", state.readiness.pending().join(", ")),
                 )
             }
         }

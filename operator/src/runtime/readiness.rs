@@ -1,53 +1,46 @@
-//! Readiness: the process is ready once every watch has listed its resources once.
+//! Readiness: the process is ready once every watch has listed its resources once and, when
+//! the injection webhook is served, once its serving certificate is loaded. Each of these
+//! is an item that is pending until it reports.
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
 
 use tokio::sync::watch;
 
-/// Tracks which watches have completed their first list.
+/// Tracks the items the process waits for.
 pub struct Readiness {
-    pending: Mutex<BTreeSet<&'static str>>,
-    ready: watch::Sender<bool>,
+    pending: watch::Sender<BTreeSet<&'static str>>,
 }
 
 impl Readiness {
-    /// Expects a first list from each of `watches`.
-    pub fn new(watches: &[&'static str]) -> Readiness {
+    /// Expects each of `items` (watch names, [`crate::webhook::CERTIFICATE_READY`]) to report.
+    pub fn new(items: &[&'static str]) -> Readiness {
         Readiness {
-            pending: Mutex::new(watches.iter().copied().collect()),
-            ready: watch::channel(watches.is_empty()).0,
+            pending: watch::channel(items.iter().copied().collect()).0,
         }
     }
 
-    /// Records that `watch` has listed once.
-    pub fn listed(&self, watch: &'static str) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.remove(watch);
-        if pending.is_empty() {
-            self.ready.send_replace(true);
-        }
-    }
-
-    /// Whether every watch has listed once.
-    pub fn is_ready(&self) -> bool {
-        *self.ready.borrow()
-    }
-
-    /// The watches that have not listed yet.
-    pub fn pending(&self) -> Vec<&'static str> {
+    /// Records that `item` is done (a watch has listed once, the certificate is loaded).
+    pub fn listed(&self, item: &'static str) {
         self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .copied()
-            .collect()
+            .send_if_modified(|pending| pending.remove(item));
     }
 
-    /// Waits until every watch has listed once.
-    pub async fn wait(&self) {
-        let mut receiver = self.ready.subscribe();
-        let _ = receiver.wait_for(|ready| *ready).await;
+    /// Whether every item is done.
+    pub fn is_ready(&self) -> bool {
+        self.pending.borrow().is_empty()
+    }
+
+    /// The items not done yet.
+    pub fn pending(&self) -> Vec<&'static str> {
+        self.pending.borrow().iter().copied().collect()
+    }
+
+    /// Waits until none of `items` is pending (the others may still be).
+    pub async fn wait_for(&self, items: &[&'static str]) {
+        let mut receiver = self.pending.subscribe();
+        let _ = receiver
+            .wait_for(|pending| items.iter().all(|item| !pending.contains(item)))
+            .await;
     }
 }
 
@@ -56,7 +49,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn ready_after_every_watch_listed() {
+    async fn ready_after_every_item_reported() {
         let readiness = Readiness::new(&["pods", "bindings"]);
         assert!(!readiness.is_ready());
         readiness.listed("pods");
@@ -64,6 +57,20 @@ mod tests {
         readiness.listed("bindings");
         readiness.listed("bindings");
         assert!(readiness.is_ready());
-        readiness.wait().await;
+        readiness.wait_for(&["pods", "bindings"]).await;
+    }
+
+    #[tokio::test]
+    async fn waiting_for_some_items_ignores_the_others() {
+        let readiness = Readiness::new(&["pods", "webhook-certificate"]);
+        readiness.listed("pods");
+        tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            readiness.wait_for(&["pods"]),
+        )
+        .await
+        .expect("pods has listed");
+        assert!(!readiness.is_ready());
+        assert_eq!(readiness.pending(), ["webhook-certificate"]);
     }
 }

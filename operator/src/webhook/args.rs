@@ -15,6 +15,7 @@ use super::metrics::WebhookMetrics;
 use super::server::{self, Webhook};
 use super::settings::{self, InjectorSettings};
 use super::tls::{self, CertStore, keeper};
+use crate::runtime::readiness::Readiness;
 
 /// Flags of the sidecar injector.
 #[derive(clap::Args, Clone, Debug)]
@@ -130,16 +131,27 @@ impl WebhookArgs {
 }
 
 /// Runs the webhook until `shutdown` completes. Does nothing without `--webhook-listen`.
+/// Reports [`CERTIFICATE_READY`](super::CERTIFICATE_READY) to `readiness` once the serving
+/// certificate is loaded.
 pub async fn run(
     args: WebhookArgs,
     client: Client,
     registry: Registry,
+    readiness: Arc<Readiness>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let Some(address) = args.webhook_listen else {
         return Ok(());
     };
     let store = CertStore::new();
+    let ready = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store.loaded().await;
+            tracing::info!("webhook serving certificate loaded");
+            readiness.listed(super::CERTIFICATE_READY);
+        }
+    });
     let certificates = match &args.webhook_cert_dir {
         Some(dir) => tokio::spawn(tls::files::run(
             dir.clone(),
@@ -174,5 +186,6 @@ pub async fn run(
     )
     .await;
     certificates.abort();
+    ready.abort();
     Ok(served?)
 }

@@ -21,6 +21,10 @@ pub mod sidecar;
 pub mod tls;
 pub mod workload;
 
+/// The readiness item of the webhook: pending until its serving certificate is loaded (a
+/// replica that is Ready but cannot complete a TLS handshake gets labelled pods refused).
+pub const CERTIFICATE_READY: &str = "webhook-certificate";
+
 pub use args::WebhookArgs;
 pub use inject::{InjectError, inject, is_injected, is_selected};
 pub use settings::InjectorSettings;

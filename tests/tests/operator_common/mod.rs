@@ -50,6 +50,21 @@ impl Operator {
         name: &str,
         extra: &[&str],
     ) -> anyhow::Result<Operator> {
+        let operator = Operator::spawn(plane, name, extra)?;
+        let ready = wait_until(Duration::from_secs(60), "the operator's /readyz", || {
+            let http = operator.http.clone();
+            let url = format!("{}/readyz", operator.admin_url());
+            async move { Ok(http.get(url).send().await?.status().is_success()) }
+        })
+        .await;
+        if let Err(error) = ready {
+            bail!("{error:#}\n{}", operator.log());
+        }
+        Ok(operator)
+    }
+
+    /// Starts the operator binary with [`FAST`] and `extra` flags, without waiting.
+    pub fn spawn(plane: &ControlPlane, name: &str, extra: &[&str]) -> anyhow::Result<Operator> {
         let admin_port = free_port();
         let kubeconfig = plane
             .kubeconfig_path()
@@ -71,23 +86,23 @@ impl Operator {
             ],
             &plane.scratch_dir().join(format!("{name}.log")),
         )?;
-        let operator = Operator {
+        Ok(Operator {
             process,
             admin_port,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()?,
-        };
-        let ready = wait_until(Duration::from_secs(60), "the operator's /readyz", || {
-            let http = operator.http.clone();
-            let url = format!("{}/readyz", operator.admin_url());
-            async move { Ok(http.get(url).send().await?.status().is_success()) }
         })
-        .await;
-        if let Err(error) = ready {
-            bail!("{error:#}\n{}", operator.log());
-        }
-        Ok(operator)
+    }
+
+    /// Status and body of `GET /readyz`.
+    pub async fn readyz(&self) -> anyhow::Result<(u16, String)> {
+        let response = self
+            .http
+            .get(format!("{}/readyz", self.admin_url()))
+            .send()
+            .await?;
+        Ok((response.status().as_u16(), response.text().await?))
     }
 
     /// `http://127.0.0.1:<admin port>`.

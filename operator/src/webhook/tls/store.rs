@@ -7,6 +7,7 @@ use arc_swap::ArcSwapOption;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use tokio::sync::Notify;
 
 use super::TlsError;
 
@@ -15,6 +16,7 @@ use super::TlsError;
 pub struct CertStore {
     current: ArcSwapOption<CertifiedKey>,
     pem: ArcSwapOption<(String, String)>,
+    changed: Notify,
 }
 
 impl CertStore {
@@ -51,12 +53,25 @@ impl CertStore {
         self.current.store(Some(Arc::new(certified)));
         self.pem
             .store(Some(Arc::new((cert_pem.to_string(), key_pem.to_string()))));
+        self.changed.notify_waiters();
         Ok(())
     }
 
     /// Whether a certificate is loaded.
     pub fn is_ready(&self) -> bool {
         self.current.load().is_some()
+    }
+
+    /// Waits until a certificate is loaded.
+    pub async fn loaded(&self) {
+        loop {
+            // Registered before the check, so a load in between still wakes us.
+            let changed = self.changed.notified();
+            if self.is_ready() {
+                return;
+            }
+            changed.await;
+        }
     }
 }
 
@@ -83,4 +98,37 @@ pub fn server_config(store: Arc<CertStore>) -> Arc<rustls::ServerConfig> {
         .with_cert_resolver(store);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Arc::new(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::webhook::tls::pki;
+
+    #[tokio::test]
+    async fn waiters_wake_up_when_a_certificate_is_loaded() {
+        let store = CertStore::new();
+        let waiter = tokio::spawn({
+            let store = store.clone();
+            async move { store.loaded().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        let material = pki::create(
+            &["outband-webhook.outband.svc".to_string()],
+            SystemTime::now(),
+            &pki::Lifetimes::default(),
+        )
+        .unwrap();
+        store
+            .load_pem(&material.tls_cert, &material.tls_key)
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by the load")
+            .unwrap();
+        store.loaded().await;
+    }
 }
