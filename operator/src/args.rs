@@ -170,6 +170,27 @@ mod tests {
     }
 
     #[test]
+    fn the_sidecar_log_level_is_checked_and_passed_to_the_sidecar() {
+        let args = Args::try_parse_from(["outband-operator"]).unwrap();
+        assert_eq!(args.webhook.settings().log_level, "info");
+        let args = Args::try_parse_from([
+            "outband-operator",
+            "--sidecar-log-level=info,outband_sidecar=debug",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.webhook.settings().log_level,
+            "info,outband_sidecar=debug"
+        );
+        let error = Args::try_parse_from([
+            "outband-operator",
+            "--sidecar-log-level=outband_sidecar=loud",
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("not a log filter"), "{error}");
+    }
+
+    #[test]
     fn leader_election_can_be_turned_off() {
         let args = Args::try_parse_from(["outband-operator", "--leader-election=false"]).unwrap();
         assert!(!args.leader.leader_election);

@@ -15,3 +15,13 @@ pub fn init(args: &LogArgs) -> Result<(), Box<dyn std::error::Error + Send + Syn
         LogFormat::Text => builder.try_init(),
     }
 }
+
+/// Checks a tracing `EnvFilter` (a level, or comma-separated `target=level` directives), for
+/// flags that pass one on (the sidecar's `--log-level`).
+pub fn parse_log_filter(text: &str) -> Result<String, String> {
+    EnvFilter::try_new(text)
+        .map(|_| text.to_string())
+        .map_err(|err| {
+            format!("{text:?} is not a log filter like info or info,outband_sidecar=debug: {err}")
+        })
+}

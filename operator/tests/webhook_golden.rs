@@ -109,3 +109,33 @@ fn webhook_golden_regular_container_mode() {
     };
     run("regular_container", &settings);
 }
+
+#[test]
+fn the_sidecar_log_level_comes_before_the_extra_arguments() {
+    let settings = InjectorSettings {
+        log_level: "info,outband_sidecar=debug".into(),
+        extra_args: vec!["--log-format=json".into()],
+        ..settings()
+    };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let input = std::fs::read_to_string(dir.join("named_port.in.yaml")).unwrap();
+    let pod: Pod = serde_yaml::from_str(&input).unwrap();
+    let patch = serde_json::to_value(inject(&pod, &settings).unwrap()).unwrap();
+    let args: Vec<String> = patch
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|op| op["value"][0]["args"].as_array().cloned())
+        .expect("the sidecar container's args")
+        .into_iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let tail = &args[args.len() - 2..];
+    assert_eq!(
+        tail,
+        [
+            "--log-level=info,outband_sidecar=debug",
+            "--log-format=json"
+        ]
+    );
+}

@@ -188,9 +188,19 @@ pub struct RunArgs {
     /// Safety-net poll of the config directory (changes are normally seen at once).
     #[arg(long, env = "OUTBAND_CONFIG_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub config_poll_interval: Duration,
-    /// Log format; the level comes from `OUTBAND_LOG` (e.g. `info`, `outband_sidecar=debug`).
+    /// Log format.
     #[arg(long, env = "OUTBAND_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Log filter, tracing `EnvFilter` syntax: `info`, `debug`, `info,outband_sidecar=debug`
+    /// (refusals are logged at debug). Given twice, the last one wins.
+    #[arg(
+        long,
+        env = "OUTBAND_LOG",
+        default_value = "info",
+        value_parser = parse_log_filter,
+        overrides_with = "log_level"
+    )]
+    pub log_level: String,
 }
 
 /// `outband-sidecar explain`.
@@ -253,6 +263,15 @@ impl DecisionArgs {
     }
 }
 
+/// Checks a tracing `EnvFilter` (a level, or comma-separated `target=level` directives).
+pub fn parse_log_filter(text: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(|_| text.to_string())
+        .map_err(|err| {
+            format!("{text:?} is not a log filter like info or info,outband_sidecar=debug: {err}")
+        })
+}
+
 /// Parses `250ms`, `10s`, `5m`, `1h` or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -294,6 +313,32 @@ mod tests {
         assert!(parse_duration("1d").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn the_log_level_is_a_flag_and_the_last_one_wins() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["outband-sidecar", "--api", "orders"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args)
+        };
+        assert_eq!(parse(&[]).unwrap().run.log_level, "info");
+        assert_eq!(
+            parse(&["--log-level", "info,outband_sidecar=debug"])
+                .unwrap()
+                .run
+                .log_level,
+            "info,outband_sidecar=debug"
+        );
+        assert_eq!(
+            parse(&["--log-level=info", "--log-level=warn"])
+                .unwrap()
+                .run
+                .log_level,
+            "warn"
+        );
+        let error = parse(&["--log-level", "outband_sidecar=loud"]).unwrap_err();
+        assert!(error.to_string().contains("not a log filter"), "{error}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ fn main() -> std::process::ExitCode {
             }
         }
         None => {
-            init_logging(cli.run.log_format);
+            init_logging(cli.run.log_format, &cli.run.log_level);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -42,8 +42,9 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("OUTBAND_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+fn init_logging(format: LogFormat, filter: &str) {
+    // `--log-level` (or `OUTBAND_LOG`) was checked when the command line was parsed.
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

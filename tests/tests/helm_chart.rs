@@ -250,6 +250,28 @@ async fn helm_template_is_accepted_by_the_real_apiserver_in_a_server_side_dry_ru
 }
 
 #[test]
+fn the_sidecar_log_level_value_becomes_the_operators_flag() {
+    let args = |values: &[&str]| -> Vec<String> {
+        let rendered = template(values).unwrap();
+        let deployment = documents(&rendered)
+            .into_iter()
+            .find(|d| d["kind"] == "Deployment")
+            .expect("a Deployment");
+        deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(args(&[]).contains(&"--sidecar-log-level=info".to_string()));
+    assert!(
+        args(&["--set", "sidecar.logLevel=info\\,outband_sidecar=debug"])
+            .contains(&"--sidecar-log-level=info,outband_sidecar=debug".to_string())
+    );
+}
+
+#[test]
 fn the_operator_accepts_every_flag_the_chart_passes() {
     let operator = paths::binary("outband-operator").unwrap();
     let variants: [&[&str]; 3] = [
@@ -261,6 +283,8 @@ fn the_operator_accepts_every_flag_the_chart_passes() {
             "sidecar.extraArgs={--log-format=json}",
             "--set",
             "leaderElection.enabled=false",
+            "--set",
+            "sidecar.logLevel=info\\,outband_sidecar=debug",
         ],
         &[
             "--set",

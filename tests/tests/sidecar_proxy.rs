@@ -694,3 +694,42 @@ async fn an_idle_keep_alive_connection_is_closed() {
         "the idle connection stayed open"
     );
 }
+
+#[tokio::test]
+async fn the_log_level_flag_overrides_the_environment() {
+    // The harness sets OUTBAND_LOG=info,outband_sidecar=debug; the flag wins.
+    let quiet = Fixture::start(&["--log-level", "warn"]).await;
+    let (status, _) =
+        status_and_json(get(&quiet.client, &quiet.sidecar.url("/"), None).await).await;
+    assert_eq!(status, 401);
+    let log = quiet.sidecar.log();
+    assert!(
+        !log.contains("config loaded"),
+        "info logged at warn:\n{log}"
+    );
+    assert!(!log.contains("refused"), "debug logged at warn:\n{log}");
+
+    let verbose = Fixture::start(&["--log-level", "outband_sidecar=debug"]).await;
+    get(&verbose.client, &verbose.sidecar.url("/"), None).await;
+    let log = verbose.sidecar.log();
+    assert!(log.contains("config loaded"), "{log}");
+    assert!(
+        log.contains("missing_token"),
+        "the refusal is logged at debug:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_log_level_stops_the_sidecar_with_a_message() {
+    let binary = outband_tests::paths::binary("outband-sidecar").unwrap();
+    let output = std::process::Command::new(binary)
+        .args(["--api", API, "--log-level", "outband_sidecar=loud"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--log-level") && stderr.contains("not a log filter"),
+        "{stderr}"
+    );
+}

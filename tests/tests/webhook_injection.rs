@@ -60,6 +60,7 @@ impl Injector {
                 "--sidecar-cpu-request=25m".to_string(),
                 "--sidecar-memory-request=48Mi".to_string(),
                 "--sidecar-memory-limit=96Mi".to_string(),
+                "--sidecar-log-level=info,outband_sidecar=debug".to_string(),
             ]),
         )
         .await?;
@@ -264,6 +265,7 @@ async fn a_labelled_deployments_pod_comes_back_with_the_sidecar() {
         "--key-type=SANDBOX",
         "--key-managers=auth0",
         "--route-scopes=GET /orders/* orders:read",
+        "--log-level=info,outband_sidecar=debug",
     ] {
         assert!(
             args.iter().any(|a| a == expected),

@@ -86,6 +86,15 @@ pub struct WebhookArgs {
     /// Inject a native sidecar (init container with restartPolicy Always; Kubernetes 1.29+).
     #[arg(long, env = "OUTBAND_SIDECAR_NATIVE", default_value_t = true, action = ArgAction::Set)]
     pub sidecar_native: bool,
+    /// Log filter of every sidecar (its `--log-level`; tracing `EnvFilter` syntax, e.g. `info`
+    /// or `info,outband_sidecar=debug`, which logs each refusal).
+    #[arg(
+        long,
+        env = "OUTBAND_SIDECAR_LOG_LEVEL",
+        default_value = "info",
+        value_parser = crate::telemetry::parse_log_filter
+    )]
+    pub sidecar_log_level: String,
     /// An extra argument for every sidecar (repeatable), e.g. `--sidecar-extra-arg=--log-format=json`.
     #[arg(long = "sidecar-extra-arg", allow_hyphen_values = true)]
     pub sidecar_extra_args: Vec<String>,
@@ -106,6 +115,7 @@ impl WebhookArgs {
                 Some(&self.sidecar_memory_limit),
             ),
             native_sidecar: self.sidecar_native,
+            log_level: self.sidecar_log_level.clone(),
             extra_args: self.sidecar_extra_args.clone(),
             ..InjectorSettings::default()
         }

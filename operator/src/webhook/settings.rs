@@ -37,6 +37,8 @@ pub struct InjectorSettings {
     pub native_sidecar: bool,
     /// Value written to the `outband.dev/injected` annotation.
     pub injector_version: String,
+    /// The sidecar's `--log-level` (tracing `EnvFilter` syntax).
+    pub log_level: String,
     /// Extra arguments appended to the sidecar's command line (e.g. `--log-format=json`).
     pub extra_args: Vec<String>,
 }
@@ -54,6 +56,7 @@ impl Default for InjectorSettings {
             resources: resources("50m", "64Mi", None, Some("128Mi")),
             native_sidecar: true,
             injector_version: env!("CARGO_PKG_VERSION").into(),
+            log_level: "info".into(),
             extra_args: Vec::new(),
         }
     }

@@ -45,6 +45,8 @@ pub fn args(
     if let Some(rules) = &workload.route_scopes {
         args.push(format!("--route-scopes={rules}"));
     }
+    args.push(format!("--log-level={}", settings.log_level));
+    // Last, so that an extra `--log-level` wins (the sidecar takes the last one).
     args.extend(settings.extra_args.iter().cloned());
     args
 }
