@@ -1,5 +1,5 @@
-//! The validation pipeline of ARCHITECTURE.md and JWT-THREATS.md, as pure functions, in
-//! this order (step numbers as in JWT-THREATS.md):
+//! The validation pipeline of docs/architecture.md and docs/design/jwt-threats.md, as pure functions, in
+//! this order (step numbers as in docs/design/jwt-threats.md):
 //!
 //! - step 1, shape ([`crate::token::shape`]);
 //! - steps 2–3, strict header: `alg`, `crit`, nesting;

@@ -1,4 +1,4 @@
-//! The attack catalogue of `JWT-THREATS.md`: one named test per class and case, each a token
+//! The attack catalogue of `docs/design/jwt-threats.md`: one named test per class and case, each a token
 //! (or request) that must be refused. Forged tokens are signed with keys generated here —
 //! that is the attack. Tests go through the same pure pipeline the proxy uses.
 

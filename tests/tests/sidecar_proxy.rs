@@ -1,5 +1,5 @@
 //! The sidecar binary in front of a real HTTP app, called over real sockets with tokens from
-//! the real OpenID provider: the outcomes of ARCHITECTURE.md's request path, forged tokens,
+//! the real OpenID provider: the outcomes of docs/architecture.md's request path, forged tokens,
 //! key rotation, route scopes, streaming, upgrades, h2c, readiness and graceful drain.
 
 mod sidecar_common;

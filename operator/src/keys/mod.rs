@@ -1,7 +1,7 @@
 //! Token-signing public keys: reading a JWKS or PEM into checked [`PublicJwk`]s.
 //!
 //! Everything here is pure: bytes in, keys (and the reasons some were refused) out. The
-//! checks are the ones `JWT-THREATS.md` asks of the operator: RSA of at least 2048 bits with
+//! checks are the ones `docs/design/jwt-threats.md` asks of the operator: RSA of at least 2048 bits with
 //! a sane exponent, EC on P-256 or P-384, Ed25519, `use` = `sig`, no private material, an
 //! `alg` consistent with the key, and no duplicate `kid`.
 //!
