@@ -72,7 +72,10 @@ pub struct KeyManagerConfig {
     /// The public keys, inlined by the operator.
     pub keys: Vec<PublicJwk>,
     /// Where the sidecar may fetch keys itself when a token names a `kid` it does not know.
-    /// Taken from the KeyManager, never from a token. Absent for PEM KeyManagers.
+    /// Taken from the KeyManager, never from a token. Absent for PEM KeyManagers: their keys
+    /// are *pinned* (published without `kid`), and a token whose `kid` names none of the
+    /// keys is tried against the keys without `kid` that fit its `alg` (a few at most; see
+    /// `docs/sidecar-config.md`). Present for every KeyManager whose keys come from a JWKS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_refresh: Option<JwksRefresh>,
 }
@@ -99,7 +102,8 @@ pub struct JwksRefresh {
 pub struct PublicJwk {
     /// `RSA`, `EC` or `OKP`.
     pub kty: String,
-    /// Key id.
+    /// Key id, as the JWKS gives it. Absent for PEM keys (a certificate names no key id),
+    /// and for JWKS keys without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kid: Option<String>,
     /// The one algorithm this key may be used with (RFC 8725 §3.1). When absent, any

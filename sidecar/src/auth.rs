@@ -213,7 +213,7 @@ impl Authenticator {
             &inspected.claims,
             route,
         )?;
-        if inspected.key.is_none() {
+        if inspected.keys.is_empty() {
             let km = &snapshot.config.key_managers[inspected.key_manager];
             if let Some(refresh) = &km.jwks_refresh {
                 let outcome = self

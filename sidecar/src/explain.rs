@@ -64,12 +64,23 @@ pub fn explain(args: &ExplainArgs, out: &mut dyn Write) -> anyhow::Result<bool> 
             let pinned = key
                 .pinned_alg
                 .map_or("any of its family".to_string(), |a| a.as_str().to_string());
-            writeln!(
-                out,
-                "         key kid={:?} {} alg={pinned}",
-                key.kid.as_deref().unwrap_or("-"),
-                key.kind.describe()
-            )?;
+            match &key.kid {
+                Some(kid) => writeln!(
+                    out,
+                    "         key kid={kid:?} {} alg={pinned}",
+                    key.kind.describe()
+                )?,
+                None if km.keys_are_pinned() => writeln!(
+                    out,
+                    "         key (no kid: pinned, tried whatever the token's kid) {} alg={pinned}",
+                    key.kind.describe()
+                )?,
+                None => writeln!(
+                    out,
+                    "         key (no kid) {} alg={pinned}",
+                    key.kind.describe()
+                )?,
+            }
         }
     }
     for warning in &config.warnings {

@@ -20,6 +20,11 @@ use sha2::{Digest, Sha256};
 
 use crate::token::shape::decode_segment;
 
+/// Most keys tried for one token of a KeyManager with pinned keys (PEM: no `kid`, no JWKS
+/// source) when its `kid` names none of them: one normally, two during a certificate
+/// rollover.
+pub const MAX_PINNED_CANDIDATES: usize = 3;
+
 /// Smallest accepted RSA modulus.
 pub const MIN_RSA_BITS: usize = 2048;
 /// Largest accepted RSA modulus.
@@ -313,6 +318,7 @@ pub struct KeySet {
     by_kid: HashMap<String, Arc<VerificationKey>>,
     ambiguous: HashSet<String>,
     all: Vec<Arc<VerificationKey>>,
+    unlabelled: Vec<Arc<VerificationKey>>,
     rejected: Vec<(Option<String>, KeyError)>,
     fingerprint: [u8; 32],
 }
@@ -337,12 +343,15 @@ impl KeySet {
             }
         }
         for key in keys {
-            if let Some(kid) = &key.kid {
-                if seen[kid] > 1 {
+            match &key.kid {
+                Some(kid) if seen[kid] > 1 => {
                     set.ambiguous.insert(kid.clone());
                     continue;
                 }
-                set.by_kid.insert(kid.clone(), key.clone());
+                Some(kid) => {
+                    set.by_kid.insert(kid.clone(), key.clone());
+                }
+                None => set.unlabelled.push(key.clone()),
             }
             set.all.push(key);
         }
@@ -364,6 +373,24 @@ impl KeySet {
             None if self.all.is_empty() && self.ambiguous.is_empty() => Lookup::Unknown,
             None => Lookup::NoKid,
         }
+    }
+
+    /// The keys without a `kid` that may verify a token signed with `alg`: the candidates
+    /// of a KeyManager with pinned keys. `None` when more than [`MAX_PINNED_CANDIDATES`] fit
+    /// (none is tried then).
+    pub fn pinned_candidates(&self, alg: JwsAlgorithm) -> Option<Vec<Arc<VerificationKey>>> {
+        let candidates: Vec<_> = self
+            .unlabelled
+            .iter()
+            .filter(|key| key.allows(alg))
+            .cloned()
+            .collect();
+        (candidates.len() <= MAX_PINNED_CANDIDATES).then_some(candidates)
+    }
+
+    /// Whether some key has no `kid`.
+    pub fn has_unlabelled(&self) -> bool {
+        !self.unlabelled.is_empty()
     }
 
     /// Usable keys.

@@ -3,7 +3,8 @@
 //!
 //! - step 1, shape ([`crate::token::shape`]);
 //! - steps 2–3, strict header: `alg`, `crit`, nesting;
-//! - step 4, KeyManager by exact `iss`, key by `kid`;
+//! - step 4, KeyManager by exact `iss`, key by `kid` (for pinned keys, the few without a
+//!   `kid` that fit `alg` when the `kid` names none);
 //! - step 6, typed claims;
 //! - step 7, subscription and scopes ([`crate::policy`]);
 //! - step 5, the signature, last, so floods of tokens that could never pass cost no
@@ -76,8 +77,10 @@ pub struct Inspected<'t> {
     pub key_manager: usize,
     /// The checked claims.
     pub claims: Claims,
-    /// The key named by `kid`; `None` when neither the config nor fetched keys know it.
-    pub key: Option<Arc<VerificationKey>>,
+    /// The keys to verify the signature with: the one named by `kid`, or for a KeyManager
+    /// with pinned keys that `kid` does not name, its keys without a `kid` that fit `alg`.
+    /// Empty when neither the config nor fetched keys know the `kid`.
+    pub keys: Vec<Arc<VerificationKey>>,
     segments: Segments<'t>,
 }
 
@@ -128,30 +131,44 @@ pub fn inspect<'t>(
     {
         return Err(Denial::TypeMismatch);
     }
-    let key = find_key(&km.keys, fetched.get(&km.name, now), header.kid.as_deref())?;
-    if let Some(key) = &key
-        && !key.allows(header.alg)
-    {
-        return Err(Denial::KeyAlgMismatch(header.alg.as_str()));
-    }
+    let pinned = km.keys_are_pinned();
+    let found = find_key(
+        &km.keys,
+        fetched.get(&km.name, now),
+        header.kid.as_deref(),
+        pinned,
+    )?;
+    let keys = match found {
+        Some(key) if !key.allows(header.alg) => {
+            return Err(Denial::KeyAlgMismatch(header.alg.as_str()));
+        }
+        Some(key) => vec![key],
+        None if pinned => pinned_keys(&km.keys, &header)?,
+        None => Vec::new(),
+    };
     let claims = claims::check(&payload, &km.claims, now)?;
     Ok(Inspected {
         header,
         key_manager,
         claims,
-        key,
+        keys,
         segments,
     })
 }
 
+/// The key named by `kid` (or the only key, for a token without `kid`). `None` when no key
+/// has the `kid`, and when a token without `kid` may be verified with one of several pinned
+/// keys.
 fn find_key(
     configured: &KeySet,
     fetched: Option<&Arc<KeySet>>,
     kid: Option<&str>,
+    pinned: bool,
 ) -> Result<Option<Arc<VerificationKey>>, Denial> {
     match configured.lookup(kid) {
         Lookup::Found(key) => return Ok(Some(key.clone())),
         Lookup::Ambiguous => return Err(Denial::AmbiguousKid),
+        Lookup::NoKid if pinned && configured.has_unlabelled() => return Ok(None),
         Lookup::NoKid => return Err(Denial::MissingKid),
         Lookup::Unknown => {}
     }
@@ -163,16 +180,37 @@ fn find_key(
     }
 }
 
-/// Step 5: the signature, over the bytes as received.
+/// The keys to try for a token of a KeyManager with pinned keys whose `kid` (or lack of one)
+/// names none of its keys: its keys without a `kid` that fit `alg`, at most
+/// [`MAX_PINNED_CANDIDATES`](crate::keys::MAX_PINNED_CANDIDATES). Empty when it has no key
+/// without a `kid` (then the token is refused as `unknown_kid`).
+fn pinned_keys(keys: &KeySet, header: &JoseHeader) -> Result<Vec<Arc<VerificationKey>>, Denial> {
+    match keys.pinned_candidates(header.alg) {
+        None if header.kid.is_some() => Err(Denial::UnknownKid),
+        None => Err(Denial::MissingKid),
+        Some(candidates) if candidates.is_empty() && keys.has_unlabelled() => {
+            Err(Denial::KeyAlgMismatch(header.alg.as_str()))
+        }
+        Some(candidates) => Ok(candidates),
+    }
+}
+
+/// Step 5: the signature, over the bytes as received, with each key to try; one that
+/// verifies is enough.
 pub fn verify_signature(inspected: &Inspected<'_>) -> Result<(), Denial> {
-    let key = inspected.key.as_ref().ok_or(Denial::UnknownKid)?;
+    if inspected.keys.is_empty() {
+        return Err(Denial::UnknownKid);
+    }
     let signature = shape::decode_segment(inspected.segments.signature)?;
-    if key.verify(
-        inspected.header.alg,
-        inspected.segments.signing_input.as_bytes(),
-        &signature,
-        inspected.segments.signature,
-    ) {
+    let verifies = |key: &Arc<VerificationKey>| {
+        key.verify(
+            inspected.header.alg,
+            inspected.segments.signing_input.as_bytes(),
+            &signature,
+            inspected.segments.signature,
+        )
+    };
+    if inspected.keys.iter().any(verifies) {
         Ok(())
     } else {
         Err(Denial::BadSignature)

@@ -378,6 +378,81 @@ fn kid_that_differs_only_in_case() {
     assert_eq!(refused(&kid_token(json!("EC-1"))), Denial::UnknownKid);
 }
 
+// ---- kid abuse against pinned (PEM) keys: no kid, no JWKS source ----------------------
+
+/// The test config with one pinned key: the P-256 key, without `kid` and `jwksRefresh`, as
+/// the operator publishes a PEM certificate.
+fn pinned_config() -> SidecarConfig {
+    let mut config = config();
+    let mut jwk = keys().p256.jwk(false);
+    jwk.kid = None;
+    config.key_managers[0].keys = vec![jwk];
+    config.key_managers[0].jwks_refresh = None;
+    config
+}
+
+fn pinned_verdict(token: &str) -> Result<Verified, Denial> {
+    verdict_with(&pinned_config(), &settings(), token)
+}
+
+#[test]
+fn pinned_control_the_issuers_token_with_its_own_kid_is_accepted() {
+    let token = with_header(
+        json!({"alg": "ES256", "kid": "the-issuers-own-kid", "typ": "at+jwt"}),
+        &keys().p256,
+        JwsAlgorithm::ES256,
+    );
+    assert!(pinned_verdict(&token).is_ok());
+}
+
+#[test]
+fn pinned_an_invented_kid_does_not_make_a_forgery_pass() {
+    for kid in [
+        json!("../../../../dev/null"),
+        json!("ec-1"),
+        json!("x' OR 1=1 --"),
+    ] {
+        let token = with_header(
+            json!({"alg": "ES256", "kid": kid, "typ": "at+jwt"}),
+            &keys().attacker_p256,
+            JwsAlgorithm::ES256,
+        );
+        assert_eq!(pinned_verdict(&token).unwrap_err(), Denial::BadSignature);
+    }
+}
+
+#[test]
+fn pinned_hs256_keyed_with_the_pem_key() {
+    let pem = pem("PUBLIC KEY", &keys().p256.public_der());
+    let token = hmac_forgery(256, "any", pem.as_bytes());
+    assert_eq!(pinned_verdict(&token).unwrap_err(), Denial::UnsupportedAlg);
+}
+
+#[test]
+fn pinned_another_family_with_an_arbitrary_kid() {
+    let token = with_header(
+        json!({"alg": "RS256", "kid": "any", "typ": "at+jwt"}),
+        &keys().attacker_rsa,
+        JwsAlgorithm::RS256,
+    );
+    assert_eq!(
+        pinned_verdict(&token).unwrap_err(),
+        Denial::KeyAlgMismatch("RS256")
+    );
+}
+
+#[test]
+fn pinned_a_header_supplied_key_is_not_trusted() {
+    let k = keys();
+    let attacker_jwk = serde_json::to_value(k.attacker_p256.jwk(true)).unwrap();
+    let token = with_header(
+        json!({"alg": "ES256", "kid": "any", "typ": "at+jwt", "jwk": attacker_jwk}),
+        &k.attacker_p256,
+        JwsAlgorithm::ES256,
+    );
+    assert_eq!(pinned_verdict(&token).unwrap_err(), Denial::BadSignature);
+}
+
 // ---- crit ------------------------------------------------------------------------------
 
 #[test]

@@ -98,6 +98,8 @@ async fn pem_certificates_inline_or_in_a_secret_become_keys() {
         ));
         assert_eq!(status.keys.len(), 1);
         assert_eq!(status.keys[0].key_type, "EC-P-256");
+        // The status names the key by its RFC 7638 thumbprint (43 base64url characters).
+        assert_eq!(status.keys[0].kid.as_deref().map(str::len), Some(43));
     }
     let config = cluster
         .wait_for_config("shop", "orders", "both PEM KeyManagers", |c| {
@@ -105,14 +107,29 @@ async fn pem_certificates_inline_or_in_a_secret_become_keys() {
         })
         .await
         .unwrap();
+    // Pinned keys: no JWKS source, and no kid (the issuer's tokens carry their own).
     assert!(config.key_managers.iter().all(|k| k.jwks_refresh.is_none()));
-    let before = kids(&config, "from-secret");
+    assert!(
+        config
+            .key_managers
+            .iter()
+            .all(|k| k.keys.iter().all(|key| key.kid.is_none())),
+        "{config:?}"
+    );
+    let keys_of = |c: &outband_crds::sidecar_config::SidecarConfig| {
+        c.key_managers
+            .iter()
+            .find(|k| k.name == "from-secret")
+            .map(|k| k.keys.clone())
+            .unwrap_or_default()
+    };
+    let before = keys_of(&config);
 
     // A new certificate in the Secret replaces the key at the next refresh.
     put_secret(&cluster, &certificate()).await;
     cluster
         .wait_for_config("shop", "orders", "the new certificate's key", |c| {
-            let now = kids(c, "from-secret");
+            let now = keys_of(c);
             !now.is_empty() && now != before
         })
         .await

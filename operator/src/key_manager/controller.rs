@@ -141,7 +141,7 @@ impl KeyManagerController {
                 .status
                 .as_ref()
                 .and_then(|s| s.last_refresh_time.as_ref())
-            && let Some((set, url)) = self.recover_published(name)
+            && let Some((set, url)) = self.recover_published(name, discovery::uses_pem(spec))
         {
             tracing::info!(
                 key_manager = name,
@@ -160,8 +160,9 @@ impl KeyManagerController {
     }
 
     /// The keys of KeyManager `name` in a config this operator published before (after a
-    /// restart, while the provider cannot be reached).
-    fn recover_published(&self, name: &str) -> Option<(keys::KeySet, Option<String>)> {
+    /// restart, while the provider cannot be reached). PEM keys (`pem`), published without
+    /// `kid`, get their thumbprint back, as after a conversion.
+    fn recover_published(&self, name: &str, pem: bool) -> Option<(keys::KeySet, Option<String>)> {
         let index = self.ctx.index();
         for api in index.all_apis() {
             let Some(config) = decode_published(&index.configmaps_of(&api)) else {
@@ -173,8 +174,11 @@ impl KeyManagerController {
             let mut accepted = Vec::new();
             for jwk in &km.keys {
                 if let Ok(serde_json::Value::Object(member)) = serde_json::to_value(jwk)
-                    && let Ok(checked) = check_jwk(&member)
+                    && let Ok(mut checked) = check_jwk(&member)
                 {
+                    if pem {
+                        checked.kid = Some(keys::pem::thumbprint(&checked));
+                    }
                     accepted.push(checked);
                 }
             }

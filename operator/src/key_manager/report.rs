@@ -212,7 +212,11 @@ pub fn report(
                     .clone()
                     .or_else(|| keys.jwks_url.clone())
             },
-            keys: keys.set.keys.clone(),
+            keys: if discovery::uses_pem(spec) {
+                keys::pinned(&keys.set.keys)
+            } else {
+                keys.set.keys.clone()
+            },
         })),
         _ => Observed::NotReady {
             reason: ready.reason.clone(),
@@ -411,6 +415,45 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn pem_keys_are_published_without_kid_and_the_status_keeps_their_thumbprints() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let pem = rcgen::CertificateParams::new(vec!["idp.example".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem();
+        let spec = spec(serde_json::json!({
+            "displayName": "PEM IdP",
+            "issuer": "https://pem.example",
+            "certificates": {"type": "PEM", "pem": pem},
+        }));
+        let mut state = KeyState::default();
+        state.record(
+            Attempt {
+                discovery: None,
+                keys: Ok(Fetched {
+                    set: crate::keys::parse_pem(&pem).unwrap(),
+                    origin: KeyOrigin::Pem,
+                    jwks_url: None,
+                    freshness: None,
+                }),
+            },
+            100,
+            &timing(),
+        );
+        let resolution = discovery::resolve(&spec, None);
+        let report = report(&spec, &state, &resolution, 100, &timing());
+        let Observed::Ready(published) = &report.observed else {
+            panic!("{:?}", report.observed);
+        };
+        assert_eq!(published.jwks_url, None);
+        assert_eq!(published.keys.len(), 1);
+        assert_eq!(published.keys[0].kid, None);
+        let thumbprint = crate::keys::pem::thumbprint(&published.keys[0]);
+        assert_eq!(report.keys[0].kid.as_deref(), Some(thumbprint.as_str()));
     }
 
     #[test]

@@ -157,6 +157,25 @@ pub fn finish(mut keys: Vec<PublicJwk>, mut rejected: Vec<RejectedKey>) -> KeySe
     KeySet { keys, rejected }
 }
 
+/// Keys as a PEM KeyManager publishes them to the sidecars: without `kid`, in canonical
+/// order. A certificate names no key id (the RFC 7638 thumbprint in the status is ours), and
+/// the issuer's tokens carry a `kid` of their own, or an `x5t`, or none. Keys without a `kid`
+/// of a KeyManager without `jwksRefresh` are pinned: the sidecar tries them whatever the
+/// token's `kid` (see `docs/sidecar-config.md`).
+pub fn pinned(keys: &[PublicJwk]) -> Vec<PublicJwk> {
+    let mut keys: Vec<PublicJwk> = keys
+        .iter()
+        .cloned()
+        .map(|mut key| {
+            key.kid = None;
+            key
+        })
+        .collect();
+    keys.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+    keys.dedup();
+    keys
+}
+
 fn sort_key(jwk: &PublicJwk) -> (Option<&str>, &str, Option<&str>, Option<&str>) {
     (
         jwk.kid.as_deref(),

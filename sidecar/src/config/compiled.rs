@@ -9,7 +9,7 @@ use http::HeaderValue;
 use outband_crds::sidecar_config::{ApiRef, JwksRefresh, SidecarConfig};
 use outband_crds::{JwsAlgorithm, KeyType, SubscriptionState};
 
-use crate::keys::KeySet;
+use crate::keys::{KeySet, MAX_PINNED_CANDIDATES};
 use crate::settings::Settings;
 use crate::token::claims::ClaimRules;
 
@@ -57,6 +57,16 @@ pub struct CompiledKeyManager {
     pub jwks_refresh: Option<JwksRefresh>,
     /// Header value of its name.
     pub name_header: HeaderValue,
+}
+
+impl CompiledKeyManager {
+    /// Whether its keys are pinned: no JWKS source (`jwksRefresh` absent, as for PEM), so a
+    /// token whose `kid` names none of its keys is tried against its keys without a `kid`
+    /// that fit the token's `alg` (at most [`MAX_PINNED_CANDIDATES`]). Keys with a `kid` are
+    /// only ever used for that `kid`.
+    pub fn keys_are_pinned(&self) -> bool {
+        self.jwks_refresh.is_none()
+    }
 }
 
 /// One subscription, with its identity header values prepared.
@@ -154,6 +164,18 @@ impl CompiledConfig {
                     "key manager {}: kid {kid:?} appears more than once; tokens naming it are refused",
                     km.name
                 ));
+            }
+            if km.jwks_refresh.is_none() {
+                for alg in &km.algorithms {
+                    if keys.pinned_candidates(*alg).is_none() {
+                        warnings.push(format!(
+                            "key manager {}: more than {MAX_PINNED_CANDIDATES} keys without a kid fit {}; {} tokens whose kid names no key are refused",
+                            km.name,
+                            alg.as_str(),
+                            alg.as_str()
+                        ));
+                    }
+                }
             }
             let index = key_managers.len();
             match issuers.get(&km.issuer) {

@@ -191,3 +191,146 @@ fn fetched_keys_expire() {
         Denial::UnknownKid
     );
 }
+
+/// The test config with its KeyManager's keys replaced by `keys` published without a `kid`,
+/// and `jwks_refresh` as given (`None`: pinned keys, as the operator publishes PEM).
+fn pinned_config(
+    keys: &[&ts::TestKey],
+    jwks_refresh: Option<outband_crds::sidecar_config::JwksRefresh>,
+) -> CompiledConfig {
+    let mut config = ts::config();
+    config.key_managers[0].keys = keys
+        .iter()
+        .map(|key| {
+            let mut jwk = key.jwk(false);
+            jwk.kid = None;
+            jwk
+        })
+        .collect();
+    config.key_managers[0].jwks_refresh = jwks_refresh;
+    CompiledConfig::compile(&config, "pinned", &Settings::new(ts::API)).unwrap()
+}
+
+fn run_on(config: &CompiledConfig, token: &str) -> Result<Verified, Denial> {
+    let settings = Settings::new(ts::API);
+    evaluate(config, &settings, &FetchedKeys::default(), token, None, NOW)
+}
+
+/// A token of `key` whose header carries `kid` (or none).
+fn token_with_kid(key: &ts::TestKey, kid: Option<&str>) -> String {
+    let mut header = ts::header_for(key);
+    match kid {
+        Some(kid) => header["kid"] = json!(kid),
+        None => {
+            header.as_object_mut().unwrap().remove("kid");
+        }
+    }
+    ts::sign(&header, &ts::claims_for(ts::CLIENT, NOW), key, key.alg)
+}
+
+#[test]
+fn a_pinned_key_verifies_tokens_whatever_their_kid() {
+    let k = keys();
+    let config = pinned_config(&[&k.p256], None);
+    for kid in [Some("issuer-key-2024"), Some("ec-1"), None] {
+        let verified = run_on(&config, &token_with_kid(&k.p256, kid));
+        assert!(verified.is_ok(), "kid {kid:?}: {verified:?}");
+    }
+}
+
+#[test]
+fn a_token_signed_by_another_key_is_refused_by_pinned_keys() {
+    let k = keys();
+    let config = pinned_config(&[&k.p256], None);
+    for kid in [Some("issuer-key-2024"), None] {
+        assert_eq!(
+            run_on(&config, &token_with_kid(&k.attacker_p256, kid)).unwrap_err(),
+            Denial::BadSignature
+        );
+    }
+}
+
+#[test]
+fn pinned_keys_are_tried_only_for_their_algorithm() {
+    let k = keys();
+    let config = pinned_config(&[&k.p256], None);
+    // An RSA signature with an arbitrary kid: the only pinned key is EC.
+    assert_eq!(
+        run_on(&config, &token_with_kid(&k.rsa, Some("any"))).unwrap_err(),
+        Denial::KeyAlgMismatch("RS256")
+    );
+}
+
+#[test]
+fn every_pinned_key_of_a_rollover_is_tried() {
+    let k = keys();
+    let next = ts::TestKey::p256("next");
+    let config = pinned_config(&[&k.p256, &next], None);
+    for key in [&k.p256, &next] {
+        assert!(run_on(&config, &token_with_kid(key, Some("rotated"))).is_ok());
+        assert!(run_on(&config, &token_with_kid(key, None)).is_ok());
+    }
+}
+
+#[test]
+fn more_pinned_candidates_than_the_limit_are_not_tried() {
+    let keys: Vec<ts::TestKey> = (0..=crate::keys::MAX_PINNED_CANDIDATES)
+        .map(|i| ts::TestKey::p256(&format!("k{i}")))
+        .collect();
+    let config = pinned_config(&keys.iter().collect::<Vec<_>>(), None);
+    assert!(
+        config.warnings.iter().any(|w| w.contains("ES256")),
+        "{:?}",
+        config.warnings
+    );
+    assert_eq!(
+        run_on(&config, &token_with_kid(&keys[0], Some("any"))).unwrap_err(),
+        Denial::UnknownKid
+    );
+    assert_eq!(
+        run_on(&config, &token_with_kid(&keys[0], None)).unwrap_err(),
+        Denial::MissingKid
+    );
+}
+
+#[test]
+fn keys_of_a_jwks_source_are_never_tried_for_an_unknown_kid() {
+    let k = keys();
+    let refresh = outband_crds::sidecar_config::JwksRefresh {
+        url: "https://idp.example.test/jwks".into(),
+        ca_bundle: None,
+        allow_loopback: false,
+        timeout_seconds: 5,
+    };
+    let config = pinned_config(&[&k.p256, &k.p384], Some(refresh));
+    assert_eq!(
+        run_on(&config, &token_with_kid(&k.p256, Some("issuer-key-2024"))).unwrap_err(),
+        Denial::UnknownKid
+    );
+    assert_eq!(
+        run_on(&config, &token_with_kid(&k.p256, None)).unwrap_err(),
+        Denial::MissingKid
+    );
+}
+
+#[test]
+fn keys_with_a_kid_are_used_only_for_that_kid_even_without_a_jwks_source() {
+    // The shared test config: keys with kids, no jwksRefresh.
+    let token = token_with_kid(&keys().p256, Some("issuer-key-2024"));
+    assert_eq!(run(&token).unwrap_err(), Denial::UnknownKid);
+}
+
+#[test]
+fn pinned_keys_are_tried_only_after_the_subscription_check() {
+    let k = keys();
+    let config = pinned_config(&[&k.p256], None);
+    let mut header = ts::header_for(&k.attacker_p256);
+    header["kid"] = json!("any");
+    let token = ts::sign(
+        &header,
+        &ts::claims_for("nobody", NOW),
+        &k.attacker_p256,
+        k.p256.alg,
+    );
+    assert_eq!(run_on(&config, &token).unwrap_err(), Denial::NotSubscribed);
+}
