@@ -10,18 +10,7 @@ use serde_json::json;
 
 /// A cluster with KeyManager `idp` Ready and the operator running.
 async fn setup(namespaces: &[&str]) -> (Cluster, outband_tests::oidc::OidcProvider, Operator) {
-    let cluster = Cluster::start().await.unwrap();
-    let idp = provider(&[]).await.unwrap();
-    for namespace in namespaces {
-        cluster.namespace(namespace).await.unwrap();
-    }
-    let operator = Operator::start(&cluster.plane, "operator", &[])
-        .await
-        .unwrap();
-    cluster
-        .apply_key_manager("idp", discovery_spec(&idp))
-        .await
-        .unwrap();
+    let (cluster, idp, operator) = start_with_idp(namespaces).await;
     cluster
         .wait_for_key_manager("idp", "Ready", "True", None)
         .await

@@ -19,18 +19,8 @@ fn set(items: Vec<String>) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn a_key_manager_found_by_discovery_becomes_ready_and_its_keys_reach_the_subscribed_api() {
-    let cluster = Cluster::start().await.unwrap();
+    let (cluster, idp, operator) = start_with_idp(&["shop"]).await;
     eprintln!("kube-apiserver {}", cluster.plane.version());
-    let idp = provider(&[]).await.unwrap();
-    cluster.namespace("shop").await.unwrap();
-    let operator = Operator::start(&cluster.plane, "operator", &[])
-        .await
-        .unwrap();
-
-    cluster
-        .apply_key_manager("idp", discovery_spec(&idp))
-        .await
-        .unwrap();
     cluster
         .create_pod("shop", "orders-1", "orders", &[])
         .await
@@ -143,16 +133,7 @@ async fn a_key_manager_found_by_discovery_becomes_ready_and_its_keys_reach_the_s
 
 #[tokio::test]
 async fn a_key_rotation_at_the_provider_reaches_the_config() {
-    let cluster = Cluster::start().await.unwrap();
-    let idp = provider(&[]).await.unwrap();
-    cluster.namespace("shop").await.unwrap();
-    let operator = Operator::start(&cluster.plane, "operator", &[])
-        .await
-        .unwrap();
-    cluster
-        .apply_key_manager("idp", discovery_spec(&idp))
-        .await
-        .unwrap();
+    let (cluster, idp, operator) = start_with_idp(&["shop"]).await;
     cluster
         .create_pod("shop", "orders-1", "orders", &[])
         .await
@@ -198,16 +179,7 @@ async fn a_key_rotation_at_the_provider_reaches_the_config() {
 
 #[tokio::test]
 async fn stopping_the_provider_degrades_the_conditions_and_keeps_the_keys() {
-    let cluster = Cluster::start().await.unwrap();
-    let mut idp = provider(&[]).await.unwrap();
-    cluster.namespace("shop").await.unwrap();
-    let operator = Operator::start(&cluster.plane, "operator", &[])
-        .await
-        .unwrap();
-    cluster
-        .apply_key_manager("idp", discovery_spec(&idp))
-        .await
-        .unwrap();
+    let (cluster, mut idp, operator) = start_with_idp(&["shop"]).await;
     cluster
         .create_pod("shop", "orders-1", "orders", &[])
         .await

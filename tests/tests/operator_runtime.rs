@@ -32,16 +32,7 @@ async fn lease_holder(cluster: &Cluster) -> Option<String> {
 #[tokio::test]
 async fn promtool_accepts_the_metrics() {
     let promtool = paths::tool_on_path("promtool", "make tools").unwrap();
-    let cluster = Cluster::start().await.unwrap();
-    let idp = provider(&[]).await.unwrap();
-    cluster.namespace("shop").await.unwrap();
-    let operator = Operator::start(&cluster.plane, "operator", &[])
-        .await
-        .unwrap();
-    cluster
-        .apply_key_manager("idp", discovery_spec(&idp))
-        .await
-        .unwrap();
+    let (cluster, _idp, operator) = start_with_idp(&["shop"]).await;
     cluster
         .create_pod("shop", "orders-1", "orders", &[])
         .await

@@ -64,16 +64,7 @@ async fn binding_versions(cluster: &Cluster, namespace: &str) -> BTreeMap<String
 #[tokio::test]
 async fn a_thousand_bindings_to_one_api_converge() {
     const COUNT: usize = 1000;
-    let cluster = Cluster::start().await.unwrap();
-    let idp = provider(&[]).await.unwrap();
-    cluster.namespace("shop").await.unwrap();
-    let operator = Operator::start(&cluster.plane, "operator", &[])
-        .await
-        .unwrap();
-    cluster
-        .apply_key_manager("idp", discovery_spec(&idp))
-        .await
-        .unwrap();
+    let (cluster, _idp, operator) = start_with_idp(&["shop"]).await;
     cluster
         .create_pod("shop", "orders-1", "orders", &[])
         .await
@@ -180,16 +171,7 @@ async fn a_thousand_bindings_to_one_api_converge() {
 
 #[tokio::test]
 async fn the_steady_state_writes_no_configmap_over_several_resyncs() {
-    let cluster = Cluster::start().await.unwrap();
-    let idp = provider(&[]).await.unwrap();
-    cluster.namespace("shop").await.unwrap();
-    let operator = Operator::start(&cluster.plane, "operator", &[])
-        .await
-        .unwrap();
-    cluster
-        .apply_key_manager("idp", discovery_spec(&idp))
-        .await
-        .unwrap();
+    let (cluster, _idp, operator) = start_with_idp(&["shop"]).await;
     cluster
         .create_pod("shop", "orders-1", "orders", &[])
         .await

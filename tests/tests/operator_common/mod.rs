@@ -36,6 +36,24 @@ pub const FAST: &[&str] = &[
     "--lease-renew-before=1s",
 ];
 
+/// The usual start of an operator test: a control plane with `namespaces`, the OpenID
+/// provider, the operator, and KeyManager `idp` applied by discovery (not waited for).
+pub async fn start_with_idp(namespaces: &[&str]) -> (Cluster, OidcProvider, Operator) {
+    let cluster = Cluster::start().await.unwrap();
+    let idp = provider(&[]).await.unwrap();
+    for namespace in namespaces {
+        cluster.namespace(namespace).await.unwrap();
+    }
+    let operator = Operator::start(&cluster.plane, "operator", &[])
+        .await
+        .unwrap();
+    cluster
+        .apply_key_manager("idp", discovery_spec(&idp))
+        .await
+        .unwrap();
+    (cluster, idp, operator)
+}
+
 /// A running operator process; killed when dropped.
 pub struct Operator {
     pub process: ManagedProcess,
