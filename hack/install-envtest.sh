@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the real control-plane binaries that the tests and the demo run:
-# kube-apiserver, kube-controller-manager and kubectl from one pinned Kubernetes
-# release, and etcd, all from the Go module proxy (no registry ships them here).
+# Builds the real Kubernetes binaries that the tests and the demo run: the control
+# plane (kube-apiserver, kube-controller-manager, kube-scheduler), the node
+# (kubelet, kube-proxy) and kubectl from one pinned Kubernetes release, and etcd,
+# all from the Go module proxy (no registry ships them here).
 #
 # The binaries land in a cache folder keyed by version, outside the clone:
 #   ${OUTBAND_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/outband}/k8s-<version>/
@@ -22,8 +23,9 @@ ETCD_OUT="$CACHE_ROOT/etcd-$ETCD_VERSION"
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
 say() { printf '==> %s\n' "$*" >&2; }
 
+KUBE_BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl"
 need_kube=0
-for b in kube-apiserver kube-controller-manager kubectl; do
+for b in $KUBE_BINARIES; do
   [ -x "$OUT/$b" ] || need_kube=1
 done
 need_etcd=0
@@ -74,7 +76,10 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
   say "Kubernetes $KUBE_VERSION: $(grep -c '^replace' go.mod) staging modules pinned to $staging_version; go mod tidy"
@@ -86,7 +91,11 @@ GO
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
   mkdir -p "$OUT.partial"
-  for b in kube-apiserver kube-controller-manager kubectl; do
+  # Keep what an earlier version of this script already built.
+  for b in $KUBE_BINARIES; do
+    if [ -x "$OUT/$b" ] && [ ! -x "$OUT.partial/$b" ]; then cp "$OUT/$b" "$OUT.partial/$b"; fi
+  done
+  for b in $KUBE_BINARIES; do
     if [ -x "$OUT.partial/$b" ]; then continue; fi
     say "Kubernetes $KUBE_VERSION: building $b (several minutes on 2 cores)"
     start=$(date +%s)
