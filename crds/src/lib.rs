@@ -6,6 +6,7 @@
 
 pub mod annotations;
 pub mod crdgen;
+pub mod jwk;
 pub mod key_manager;
 pub mod oauth_app_binding;
 pub mod route_scopes;

@@ -27,7 +27,6 @@ use crate::binding;
 use crate::config::{configmaps, writer};
 use crate::context::Context;
 use crate::error::Error;
-use crate::fetch::{FetchSettings, Fetcher};
 use crate::index::ObjectKey;
 use crate::key_manager::controller::{self as km_controller, KeyManagerController, Settings};
 use crate::key_manager::source::Sources;
@@ -35,6 +34,7 @@ use crate::runtime::leader::Leadership;
 use crate::runtime::readiness::Readiness;
 use crate::runtime::shutdown::{Shutdown, ShutdownSignal};
 use crate::watch;
+use outband_idp::fetch::{FetchSettings, Fetcher};
 
 type Reconciling = Pin<Box<dyn Future<Output = Result<Action, Error>> + Send>>;
 
@@ -136,6 +136,7 @@ pub async fn run(
         let fetcher = Fetcher::new(FetchSettings {
             max_response_bytes: args.max_response_bytes,
             connect_timeout: args.connect_timeout,
+            user_agent: concat!("outband-operator/", env!("CARGO_PKG_VERSION")).into(),
         });
         let controller = Arc::new(KeyManagerController::new(
             ctx.clone(),

@@ -2,14 +2,16 @@
 //! the sidecars read, and serves the sidecar injection webhook.
 //!
 //! Pure core, thin I/O shell:
-//! - pure: [`keys`] (JWKS/PEM checks), [`discovery`], [`fetch::address`] and
-//!   [`fetch::cache_control`], [`index`] (the cluster as the operator knows it),
+//! - pure: [`discovery`], [`index`] (the cluster as the operator knows it),
 //!   [`config::compile`] (the config compiler), [`config::configmaps`] (the write plan),
 //!   [`key_manager::state`] and [`key_manager::report`], [`binding::status`],
 //!   [`conditions`];
-//! - I/O: [`fetch::client`], [`watch`], the controllers ([`key_manager::controller`],
+//! - I/O: [`watch`], the controllers ([`key_manager::controller`],
 //!   [`binding::controller`], [`config::writer`]) wired by [`controllers`], and the
 //!   process ([`runtime`], [`operator`]).
+//!
+//! Keys and fetches from identity providers (the JWK checks, JWKS and PEM reading, the
+//! SSRF-guarded client) are `outband_idp`'s, shared with the sidecar.
 
 pub mod args;
 pub mod binding;
@@ -19,10 +21,8 @@ pub mod context;
 pub mod controllers;
 pub mod discovery;
 pub mod error;
-pub mod fetch;
 pub mod index;
 pub mod key_manager;
-pub mod keys;
 pub mod metrics;
 pub mod operator;
 pub mod runtime;

@@ -1,6 +1,7 @@
-//! `make bench-sidecar`: the cost of a decision. Decode + verify per algorithm (the whole
-//! pure pipeline, signature included), the verified-token cache hit path (hash, lookup,
-//! re-checks, identity headers), and the subscription lookup in a config of 10,000.
+//! `make bench-sidecar`: the cost of a decision, measured on `decision::decide` — the
+//! function the proxy decides with. Decode + verify per algorithm (every step, signature
+//! included), the verified-token cache hit path (hash, lookup, re-checks, identity headers),
+//! and the subscription lookup in a config of 10,000.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -12,11 +13,11 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue};
 use outband_crds::{JwsAlgorithm, KeyType, SubscriptionState};
-use outband_sidecar::auth::{Authenticator, unix_now};
+use outband_sidecar::auth::Authenticator;
 use outband_sidecar::cache::TokenCache;
 use outband_sidecar::config::CompiledConfig;
+use outband_sidecar::decision::{Decision, FetchedKeys, decide, now as unix_now};
 use outband_sidecar::metrics::Metrics;
-use outband_sidecar::pipeline::{FetchedKeys, evaluate, inspect, recheck};
 use outband_sidecar::policy::authorize;
 use outband_sidecar::refresh::{HttpSource, JwksRefresher};
 use outband_sidecar::routes::{RouteRules, normalize};
@@ -52,25 +53,33 @@ fn decode_and_verify(c: &mut Criterion) {
         let mut header = header_for(key);
         header["alg"] = alg.as_str().into();
         let token = sign(&header, &claims_for(CLIENT, now), key, alg);
-        assert!(evaluate(&compiled, &settings, &fetched, &token, None, now).is_ok());
+        let decision = decide(&compiled, &fetched, &settings, &token, None, now, None);
+        assert!(matches!(decision, Decision::Allow(_)), "{decision:?}");
         group.bench_function(name, |b| {
-            b.iter(|| evaluate(&compiled, &settings, &fetched, black_box(&token), None, now))
+            b.iter(|| {
+                decide(
+                    &compiled,
+                    &fetched,
+                    &settings,
+                    black_box(&token),
+                    None,
+                    now,
+                    None,
+                )
+            })
         });
     }
-    let token = token_for(&k.rsa, CLIENT, now);
-    group.bench_function("RS256 without signature (inspect only)", |b| {
-        b.iter(|| inspect(&compiled, &fetched, black_box(&token), settings.limits, now))
-    });
     let forged = token_for(&k.attacker_p256, "nobody", now);
     group.bench_function("unsubscribed forgery (refused before the signature)", |b| {
         b.iter(|| {
-            evaluate(
+            decide(
                 &compiled,
-                &settings,
                 &fetched,
+                &settings,
                 black_box(&forged),
                 None,
                 now,
+                None,
             )
         })
     });
@@ -125,7 +134,7 @@ fn cache_hit(c: &mut Criterion) {
         settings.clone(),
         TokenCache::new(100_000, Duration::from_secs(300)),
         JwksRefresher::new(
-            Arc::new(HttpSource),
+            Arc::new(HttpSource::new()),
             Duration::from_secs(30),
             Duration::from_secs(300),
             metrics.clone(),
@@ -157,17 +166,30 @@ fn cache_hit(c: &mut Criterion) {
         },
     );
     let snapshot = auth.snapshot().unwrap();
-    let verified = evaluate(
+    let verified = decide(
         &snapshot.config,
-        &settings,
         &snapshot.fetched,
+        &settings,
         &token,
         None,
         now,
+        None,
     )
-    .unwrap();
-    group.bench_function("re-check only", |b| {
-        b.iter(|| recheck(&snapshot.config, &settings, black_box(&verified), None, now).unwrap())
+    .into_result()
+    .unwrap()
+    .verified;
+    group.bench_function("re-check only (decide with a cached verification)", |b| {
+        b.iter(|| {
+            decide(
+                &snapshot.config,
+                &snapshot.fetched,
+                &settings,
+                &token,
+                None,
+                now,
+                Some(black_box(&verified)),
+            )
+        })
     });
     group.finish();
 }
@@ -176,15 +198,18 @@ fn subscription_lookup(c: &mut Criterion) {
     let settings = Settings::new(API);
     let compiled = CompiledConfig::compile(&big_config(), "bench", &settings).unwrap();
     let now = unix_now();
-    let verified = evaluate(
+    let verified = decide(
         &compiled,
-        &settings,
         &FetchedKeys::default(),
+        &settings,
         &token_for(&keys().p256, "client-07777", now),
         None,
         now,
+        None,
     )
-    .unwrap();
+    .into_result()
+    .unwrap()
+    .verified;
     let mut group = c.benchmark_group("subscription");
     group.bench_function("lookup in 10,000", |b| {
         b.iter(|| {

@@ -1,21 +1,21 @@
-//! The I/O shell around the pure pipeline: the config in effect (hot-swapped), the
-//! verified-token cache, JWKS refreshes for unknown `kid`s, metrics and logs. One call per
-//! request: [`Authenticator::authorize`].
+//! The I/O shell around [`decision::decide`]: the config in effect (hot-swapped), the
+//! verified-token cache, the JWKS fetch for an unknown `kid` and one retry of the decision,
+//! metrics and logs. One call per request: [`Authenticator::authorize`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use http::HeaderMap;
 
 use crate::cache::{TokenCache, short_hash, token_hash};
 use crate::config::CompiledConfig;
+use crate::decision::{self, Decision, FetchedKeys};
 use crate::denial::Denial;
-use crate::identity::{ClaimHeaders, Identity};
+use crate::identity::Identity;
 use crate::metrics::Metrics;
-use crate::pipeline::{self, FetchedKeys, Verified};
-use crate::policy::{self, Route};
+use crate::policy::Route;
 use crate::refresh::{JwksRefresher, Refreshed};
 use crate::settings::Settings;
 use crate::token::bearer::bearer_token;
@@ -41,13 +41,6 @@ pub struct Authenticator {
     metrics: Metrics,
     fetched_ttl: Duration,
     epochs: AtomicU64,
-}
-
-/// Current unix time in seconds.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Authenticator {
@@ -122,7 +115,7 @@ impl Authenticator {
     }
 
     fn install_fetched(&self, key_manager: &str, keys: Arc<crate::keys::KeySet>) {
-        let expires_at = unix_now().saturating_add(self.fetched_ttl.as_secs() as i64);
+        let expires_at = decision::now().saturating_add(self.fetched_ttl.as_secs() as i64);
         self.snapshot.rcu(|current| {
             current.as_ref().map(|snapshot| {
                 // The same keys again only extend their life: cached tokens stay valid.
@@ -179,76 +172,51 @@ impl Authenticator {
         route: Option<Route<'_>>,
         cache_hit: &mut bool,
     ) -> Result<Identity, Denial> {
-        let Some(mut snapshot) = self.snapshot.load_full() else {
+        let Some(snapshot) = self.snapshot.load_full() else {
             return Err(Denial::ConfigUnavailable);
         };
         let token = bearer_token(headers)?;
-        let limits = self.settings.limits;
-        if token.len() > limits.max_token_bytes {
-            return Err(Denial::TokenTooLarge(token.len()));
-        }
         let hash = token_hash(token);
-        let now = unix_now();
-
-        if let Some(entry) = self.cache.get(&hash, snapshot.epoch) {
-            *cache_hit = true;
-            self.metrics.cache_lookup(true);
-            let grant = pipeline::recheck(
+        let now = decision::now();
+        let cached = self.cache.get(&hash, snapshot.epoch);
+        *cache_hit = cached.is_some();
+        self.metrics.cache_lookup(*cache_hit);
+        let decide = |snapshot: &Snapshot| {
+            decision::decide(
                 &snapshot.config,
+                &snapshot.fetched,
                 &self.settings,
-                &entry.verified,
+                token,
                 route,
                 now,
-            )?;
-            return Ok(Identity::new(&grant, entry.claim_headers.clone()));
-        }
-        self.metrics.cache_lookup(false);
-
-        let mut inspected =
-            pipeline::inspect(&snapshot.config, &snapshot.fetched, token, limits, now)?;
-        policy::authorize(
-            &snapshot.config,
-            &self.settings,
-            inspected.key_manager,
-            &inspected.claims,
-            route,
-        )?;
-        if inspected.keys.is_empty() {
-            let km = &snapshot.config.key_managers[inspected.key_manager];
-            if let Some(refresh) = &km.jwks_refresh {
+                cached.as_ref().map(|entry| &entry.verified),
+            )
+        };
+        let (decided, snapshot) = match decide(&snapshot) {
+            Decision::NeedKeys { key_manager, kid } => {
+                let km = &snapshot.config.key_managers[key_manager];
+                let Some(refresh) = &km.jwks_refresh else {
+                    return Err(Denial::UnknownKid);
+                };
                 let outcome = self
                     .refresher
-                    .refresh(&km.name, refresh, inspected.kid(), |keys| {
+                    .refresh(&km.name, refresh, kid.as_deref(), |keys| {
                         self.install_fetched(&km.name, keys)
                     })
                     .await;
-                if !matches!(outcome, Refreshed::Nothing) {
-                    snapshot = self.snapshot.load_full().ok_or(Denial::ConfigUnavailable)?;
-                    inspected =
-                        pipeline::inspect(&snapshot.config, &snapshot.fetched, token, limits, now)?;
+                if matches!(outcome, Refreshed::Nothing) {
+                    return Err(Denial::UnknownKid);
                 }
+                let snapshot = self.snapshot.load_full().ok_or(Denial::ConfigUnavailable)?;
+                (decide(&snapshot), snapshot)
             }
+            decided => (decided, snapshot),
+        };
+        let allowed = decided.into_result()?;
+        if !*cache_hit {
+            self.cache
+                .insert(hash, allowed.verified.clone(), snapshot.epoch, now);
         }
-        pipeline::verify_signature(&inspected)?;
-        let grant = policy::authorize(
-            &snapshot.config,
-            &self.settings,
-            inspected.key_manager,
-            &inspected.claims,
-            route,
-        )?;
-        let claim_headers = ClaimHeaders::new(&inspected.claims)?;
-        let identity = Identity::new(&grant, claim_headers.clone());
-        self.cache.insert(
-            hash,
-            Verified {
-                key_manager: inspected.key_manager,
-                claims: inspected.claims,
-            },
-            claim_headers,
-            snapshot.epoch,
-            now,
-        );
-        Ok(identity)
+        Ok(allowed.identity)
     }
 }

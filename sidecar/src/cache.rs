@@ -12,8 +12,7 @@ use moka::Expiry;
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
-use crate::identity::ClaimHeaders;
-use crate::pipeline::Verified;
+use crate::decision::Verified;
 
 /// SHA-256 of a token.
 pub type TokenHash = [u8; 32];
@@ -31,10 +30,8 @@ pub fn short_hash(hash: &TokenHash) -> String {
 /// A cached verification.
 #[derive(Debug)]
 pub struct CachedToken {
-    /// What was verified.
-    pub verified: Verified,
-    /// Identity header values derived from its claims.
-    pub claim_headers: ClaimHeaders,
+    /// What was verified (with its identity header values).
+    pub verified: Arc<Verified>,
     /// The config/key-set epoch it was verified under.
     pub epoch: u64,
     ttl: Duration,
@@ -86,14 +83,7 @@ impl TokenCache {
     }
 
     /// Caches a verification made under `epoch` at unix time `now`.
-    pub fn insert(
-        &self,
-        hash: TokenHash,
-        verified: Verified,
-        claim_headers: ClaimHeaders,
-        epoch: u64,
-        now: i64,
-    ) {
+    pub fn insert(&self, hash: TokenHash, verified: Arc<Verified>, epoch: u64, now: i64) {
         let Some(cache) = &self.inner else { return };
         let Some(ttl) = time_to_live(verified.claims.expires_at, now, self.max_ttl) else {
             return;
@@ -102,7 +92,6 @@ impl TokenCache {
             hash,
             Arc::new(CachedToken {
                 verified,
-                claim_headers,
                 epoch,
                 ttl,
             }),
@@ -133,24 +122,25 @@ pub fn time_to_live(expires_at: i64, now: i64, max_ttl: Duration) -> Option<Dura
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::ClaimHeaders;
     use crate::token::claims::Claims;
 
-    fn verified(expires_at: i64) -> Verified {
-        Verified {
+    fn verified(expires_at: i64) -> Arc<Verified> {
+        let claims = Claims {
+            client_id: "c".into(),
+            subject: None,
+            scopes: vec![],
+            expires_at,
+        };
+        Arc::new(Verified {
             key_manager: 0,
-            claims: Claims {
-                client_id: "c".into(),
-                subject: None,
-                scopes: vec![],
-                expires_at,
-            },
-        }
+            claim_headers: ClaimHeaders::new(&claims).unwrap(),
+            claims,
+        })
     }
 
     fn insert(cache: &TokenCache, token: &str, expires_at: i64, epoch: u64, now: i64) {
-        let verified = verified(expires_at);
-        let headers = ClaimHeaders::new(&verified.claims).unwrap();
-        cache.insert(token_hash(token), verified, headers, epoch, now);
+        cache.insert(token_hash(token), verified(expires_at), epoch, now);
     }
 
     #[test]

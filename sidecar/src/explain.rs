@@ -7,16 +7,15 @@ use std::io::{Read, Write};
 use anyhow::{Context, anyhow};
 use serde_json::{Map, Value};
 
-use crate::auth::unix_now;
 use crate::cache::{short_hash, token_hash};
 use crate::cli::ExplainArgs;
 use crate::config::CompiledConfig;
 use crate::config::source;
+use crate::decision::{self, Decision, FetchedKeys};
 use crate::denial::Denial;
-use crate::identity::{ClaimHeaders, Identity};
-use crate::pipeline::{self, FetchedKeys};
-use crate::policy::{self, Route};
+use crate::policy::Route;
 use crate::routes::normalize;
+use crate::token::decode_unverified;
 
 /// Runs `explain`, writing the report to `out`. Returns whether the request would be allowed.
 pub fn explain(args: &ExplainArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
@@ -34,7 +33,7 @@ pub fn explain(args: &ExplainArgs, out: &mut dyn Write) -> anyhow::Result<bool> 
         .with_context(|| format!("cannot read a config from {}", args.config.display()))?;
     let config =
         CompiledConfig::compile(&loaded.config, loaded.manifest.sha256.clone(), &settings)?;
-    let now = args.now.unwrap_or_else(unix_now);
+    let now = args.now.unwrap_or_else(decision::now);
 
     writeln!(
         out,
@@ -68,17 +67,17 @@ pub fn explain(args: &ExplainArgs, out: &mut dyn Write) -> anyhow::Result<bool> 
                 Some(kid) => writeln!(
                     out,
                     "         key kid={kid:?} {} alg={pinned}",
-                    key.kind.describe()
+                    key.kind.label()
                 )?,
                 None if km.keys_are_pinned() => writeln!(
                     out,
                     "         key (no kid: pinned, tried whatever the token's kid) {} alg={pinned}",
-                    key.kind.describe()
+                    key.kind.label()
                 )?,
                 None => writeln!(
                     out,
                     "         key (no kid) {} alg={pinned}",
-                    key.kind.describe()
+                    key.kind.label()
                 )?,
             }
         }
@@ -93,7 +92,7 @@ pub fn explain(args: &ExplainArgs, out: &mut dyn Write) -> anyhow::Result<bool> 
         token.len()
     )?;
 
-    match pipeline::decode_unverified(&token, settings.limits) {
+    match decode_unverified(&token, settings.limits) {
         Ok((header, claims)) => {
             writeln!(
                 out,
@@ -116,7 +115,7 @@ pub fn explain(args: &ExplainArgs, out: &mut dyn Write) -> anyhow::Result<bool> 
     } else {
         match normalize(&args.path, true) {
             Ok(path) => Some(path),
-            Err(denial) => return report(&Err(denial), &config, out),
+            Err(denial) => return report(&Err(denial), false, out),
         }
     };
     let route = path.as_ref().map(|path| Route {
@@ -138,32 +137,29 @@ pub fn explain(args: &ExplainArgs, out: &mut dyn Write) -> anyhow::Result<bool> 
             }
         )?;
     }
-    let result = pipeline::evaluate(
+    // Offline: the keys the running sidecar would fetch for an unknown `kid` are not
+    // fetched here (`NeedKeys` is reported as `unknown_kid`, with a note).
+    let decided = decision::decide(
         &config,
-        &settings,
         &FetchedKeys::default(),
+        &settings,
         &token,
         route,
         now,
-    )
-    .and_then(|verified| {
-        let grant = policy::authorize(
-            &config,
-            &settings,
-            verified.key_manager,
-            &verified.claims,
-            route,
-        )?;
+        None,
+    );
+    let would_fetch = matches!(decided, Decision::NeedKeys { .. });
+    let result = decided.into_result().map(|allowed| {
         let mut headers = http::HeaderMap::new();
-        Identity::new(&grant, ClaimHeaders::new(&verified.claims)?).apply(&mut headers);
-        Ok(headers)
+        allowed.identity.apply(&mut headers);
+        headers
     });
-    report(&result, &config, out)
+    report(&result, would_fetch, out)
 }
 
 fn report(
     result: &Result<http::HeaderMap, Denial>,
-    config: &CompiledConfig,
+    would_fetch: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<bool> {
     match result {
@@ -193,12 +189,7 @@ fn report(
                 "         reason {} (the label of outband_sidecar_decisions_total)",
                 denial.reason()
             )?;
-            if *denial == Denial::UnknownKid
-                && config
-                    .key_managers
-                    .iter()
-                    .any(|km| km.jwks_refresh.is_some())
-            {
+            if would_fetch {
                 writeln!(
                     out,
                     "         the running sidecar would first fetch the KeyManager's JWKS once (rate-limited); explain works offline"

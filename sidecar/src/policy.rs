@@ -27,8 +27,6 @@ pub struct Grant<'a> {
     pub key_manager: &'a CompiledKeyManager,
     /// The caller's subscription.
     pub subscription: &'a Subscription,
-    /// The token's claims.
-    pub claims: &'a Claims,
 }
 
 /// Decides whether the caller identified by `claims`, from the KeyManager at `key_manager`,
@@ -37,7 +35,7 @@ pub fn authorize<'a>(
     config: &'a CompiledConfig,
     settings: &Settings,
     key_manager: usize,
-    claims: &'a Claims,
+    claims: &Claims,
     route: Option<Route<'_>>,
 ) -> Result<Grant<'a>, Denial> {
     let km = &config.key_managers[key_manager];
@@ -71,7 +69,6 @@ pub fn authorize<'a>(
     Ok(Grant {
         key_manager: km,
         subscription,
-        claims,
     })
 }
 

@@ -5,10 +5,9 @@
 //! token. Per KeyManager, fetches are single-flight (concurrent requests wait for the one in
 //! progress and use its result), rate-limited (at most one attempt per `min_interval`), and
 //! unknown `kid`s are remembered for `negative_ttl` so a flood of invented `kid`s costs
-//! nothing.
-
-pub mod guard;
-pub mod http;
+//! nothing. Fetches go through `outband_idp`'s guarded client (the SSRF guard and TLS rules
+//! the operator's fetches obey) and documents through its JWKS parser (the key checks the
+//! operator applies before it publishes).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,16 +17,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use outband_crds::sidecar_config::JwksRefresh;
+use outband_idp::fetch::{FetchError, FetchSettings, Fetcher, Target};
 
-use crate::keys::{KeySet, Lookup, jwks};
+use crate::keys::{KeySet, Lookup};
 use crate::metrics::Metrics;
 
 /// Most remembered unknown `kid`s per KeyManager.
 pub const MAX_NEGATIVE_ENTRIES: usize = 4096;
 
+/// Largest JWKS document accepted.
+pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
 /// Every `result` of `outband_sidecar_jwks_fetches_total`: `success`, the refusals before a
 /// fetch (`rate_limited`), what a fetched document can be (`invalid_jwks`, `no_usable_keys`:
-/// every key in it refused), and the transport failures of [`http::FetchError`].
+/// every key in it refused), and the transport failures ([`fetch_result`]).
 pub const RESULTS: [&str; 10] = [
     "success",
     "rate_limited",
@@ -41,24 +44,69 @@ pub const RESULTS: [&str; 10] = [
     "too_large",
 ];
 
+/// The `result` label of a failed fetch (the metric's values predate the shared client's
+/// reasons, and dashboards use them).
+pub fn fetch_result(error: &FetchError) -> &'static str {
+    match error {
+        FetchError::InvalidUrl { .. }
+        | FetchError::SchemeRefused { .. }
+        | FetchError::AddressRefused { .. } => "refused_url",
+        FetchError::InvalidCaBundle(_) => "bad_ca_bundle",
+        FetchError::Timeout { .. } => "timeout",
+        FetchError::Status { .. } => "bad_status",
+        FetchError::TooLarge { .. } => "too_large",
+        FetchError::Dns { .. }
+        | FetchError::Connect { .. }
+        | FetchError::Redirect { .. }
+        | FetchError::Body { .. } => "request_failed",
+    }
+}
+
 /// Where JWKS documents come from (HTTP in production; a fake in tests).
 pub trait JwksSource: Send + Sync {
     /// Fetches the document at `refresh.url`.
     fn fetch<'a>(
         &'a self,
         refresh: &'a JwksRefresh,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, http::FetchError>> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, FetchError>> + Send + 'a>>;
 }
 
-/// Fetches over HTTP with [`http::fetch`].
-pub struct HttpSource;
+/// Fetches over HTTP with the shared guarded client.
+pub struct HttpSource {
+    fetcher: Fetcher,
+}
+
+impl HttpSource {
+    /// A source with the sidecar's limits: documents of at most [`MAX_JWKS_BYTES`].
+    pub fn new() -> HttpSource {
+        HttpSource {
+            fetcher: Fetcher::new(FetchSettings {
+                max_response_bytes: MAX_JWKS_BYTES,
+                connect_timeout: Duration::from_secs(5),
+                user_agent: concat!("outband-sidecar/", env!("CARGO_PKG_VERSION")).into(),
+            }),
+        }
+    }
+}
+
+impl Default for HttpSource {
+    fn default() -> Self {
+        HttpSource::new()
+    }
+}
 
 impl JwksSource for HttpSource {
     fn fetch<'a>(
         &'a self,
         refresh: &'a JwksRefresh,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, http::FetchError>> + Send + 'a>> {
-        Box::pin(http::fetch(refresh))
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, FetchError>> + Send + 'a>> {
+        let target = Target {
+            url: refresh.url.clone(),
+            ca_bundle: refresh.ca_bundle.clone(),
+            allow_loopback: refresh.allow_loopback,
+            timeout: Duration::from_secs(u64::from(refresh.timeout_seconds.clamp(1, 60))),
+        };
+        Box::pin(async move { self.fetcher.get(&target).await.map(|fetched| fetched.body) })
     }
 }
 
@@ -171,13 +219,13 @@ impl JwksRefresher {
                 tracing::warn!(key_manager, url = %refresh.url, error = %err, "JWKS refresh failed");
                 self.metrics
                     .jwks_fetches
-                    .with_label_values(&[key_manager, err.reason()])
+                    .with_label_values(&[key_manager, fetch_result(&err)])
                     .inc();
                 state.remember_unknown(kid_key, self.negative_ttl);
                 return Refreshed::Nothing;
             }
         };
-        let parsed = match jwks::parse(&document) {
+        let parsed = match outband_idp::jwks::parse(&document) {
             Ok(parsed) => parsed,
             Err(err) => {
                 tracing::warn!(key_manager, url = %refresh.url, error = %err, "JWKS refresh returned an unusable document");
@@ -190,7 +238,9 @@ impl JwksRefresher {
             }
         };
         let keys = Arc::new(KeySet::build(&parsed.keys));
-        for (skipped_kid, err) in parsed.skipped.iter().chain(keys.rejected()) {
+        let skipped = parsed.rejected.iter().map(|r| (&r.kid, &r.rejection));
+        let refused = keys.rejected().iter().map(|(kid, err)| (kid, err));
+        for (skipped_kid, err) in skipped.chain(refused) {
             tracing::info!(key_manager, kid = ?skipped_kid, reason = err.reason(), "JWKS key not used: {err}");
         }
         if keys.is_empty() {

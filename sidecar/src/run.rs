@@ -38,7 +38,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let metrics = Metrics::new();
     let refresher = JwksRefresher::new(
-        Arc::new(HttpSource),
+        Arc::new(HttpSource::new()),
         args.jwks_min_interval,
         args.jwks_negative_ttl,
         metrics.clone(),

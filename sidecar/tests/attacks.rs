@@ -1,6 +1,6 @@
 //! The attack catalogue of `docs/design/jwt-threats.md`: one named test per class and case, each a token
 //! (or request) that must be refused. Forged tokens are signed with keys generated here —
-//! that is the attack. Tests go through the same pure pipeline the proxy uses.
+//! that is the attack. Every verdict is [`decide`]'s, the function the proxy decides with.
 
 mod support;
 
@@ -10,11 +10,12 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use outband_crds::JwsAlgorithm;
+use outband_crds::jwk::RsaJwk;
 use outband_crds::sidecar_config::{PublicJwk, SidecarConfig};
 use outband_sidecar::config::CompiledConfig;
+use outband_sidecar::decision::{FetchedKeys, Verified, decide};
 use outband_sidecar::denial::Denial;
-use outband_sidecar::keys::{KeySet, jwks};
-use outband_sidecar::pipeline::{FetchedKeys, Verified, evaluate};
+use outband_sidecar::keys::KeySet;
 use outband_sidecar::policy::Route;
 use outband_sidecar::routes::{RouteRules, normalize};
 use outband_sidecar::settings::Settings;
@@ -25,11 +26,26 @@ fn settings() -> Settings {
     Settings::new(API)
 }
 
+/// The proxy's decision, offline: no cached verification, and no JWKS fetch (a fetch could
+/// only add the keys the IdP publishes, never an attacker's).
+fn evaluate(
+    config: &CompiledConfig,
+    settings: &Settings,
+    fetched: &FetchedKeys,
+    token: &str,
+    route: Option<Route<'_>>,
+    now: i64,
+) -> Result<Arc<Verified>, Denial> {
+    decide(config, fetched, settings, token, route, now, None)
+        .into_result()
+        .map(|allowed| allowed.verified)
+}
+
 fn verdict_with(
     config: &SidecarConfig,
     settings: &Settings,
     token: &str,
-) -> Result<Verified, Denial> {
+) -> Result<Arc<Verified>, Denial> {
     let compiled = CompiledConfig::compile(config, "attack", settings).unwrap();
     evaluate(
         &compiled,
@@ -41,7 +57,7 @@ fn verdict_with(
     )
 }
 
-fn verdict(token: &str) -> Result<Verified, Denial> {
+fn verdict(token: &str) -> Result<Arc<Verified>, Denial> {
     verdict_with(&config(), &settings(), token)
 }
 
@@ -149,10 +165,10 @@ fn hs256_keyed_with_the_public_jwk_json() {
 
 #[test]
 fn hs256_keyed_with_the_raw_rsa_modulus() {
-    let n = keys().rsa.jwk(false).n.unwrap();
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(n)
-        .unwrap();
+    let PublicJwk::Rsa(jwk) = keys().rsa.jwk(false) else {
+        panic!("an RSA key")
+    };
+    let raw = jwk.n.as_bytes().to_vec();
     assert_eq!(
         refused(&hmac_forgery(256, "rsa-1", &raw)),
         Denial::UnsupportedAlg
@@ -228,7 +244,10 @@ fn es384_header_on_a_p256_kid() {
 fn ps256_on_a_key_whose_jwk_pins_rs256() {
     let k = keys();
     let mut config = config();
-    config.key_managers[0].keys[0].alg = Some(JwsAlgorithm::RS256);
+    let PublicJwk::Rsa(key) = &mut config.key_managers[0].keys[0] else {
+        panic!("an RSA key")
+    };
+    key.alg = Some(JwsAlgorithm::RS256);
     let token = with_header(
         json!({"alg": "PS256", "kid": "rsa-1", "typ": "at+jwt"}),
         &k.rsa,
@@ -385,13 +404,13 @@ fn kid_that_differs_only_in_case() {
 fn pinned_config() -> SidecarConfig {
     let mut config = config();
     let mut jwk = keys().p256.jwk(false);
-    jwk.kid = None;
+    jwk.set_kid(None);
     config.key_managers[0].keys = vec![jwk];
     config.key_managers[0].jwks_refresh = None;
     config
 }
 
-fn pinned_verdict(token: &str) -> Result<Verified, Denial> {
+fn pinned_verdict(token: &str) -> Result<Arc<Verified>, Denial> {
     verdict_with(&pinned_config(), &settings(), token)
 }
 
@@ -664,17 +683,24 @@ fn config_with_extra_key(jwk: PublicJwk) -> SidecarConfig {
     config
 }
 
+/// The test config with a key the config reader cannot even represent (an unknown curve,
+/// say), as a writer could put it in the document.
+fn config_with_extra_raw_key(jwk: Value) -> SidecarConfig {
+    let mut document = serde_json::to_value(config()).unwrap();
+    document["keyManagers"][0]["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(jwk);
+    serde_json::from_value(document).unwrap()
+}
+
 fn rsa_jwk(kid: &str, n: Vec<u8>, e: Vec<u8>) -> PublicJwk {
-    PublicJwk {
-        kty: "RSA".into(),
+    PublicJwk::Rsa(RsaJwk {
         kid: Some(kid.into()),
         alg: None,
-        n: Some(b64(&n)),
-        e: Some(b64(&e)),
-        crv: None,
-        x: None,
-        y: None,
-    }
+        n: n.into(),
+        e: e.into(),
+    })
 }
 
 #[test]
@@ -712,9 +738,14 @@ fn rsa_key_with_exponent_one_is_never_used() {
 
 #[test]
 fn ec_key_on_a_wrong_curve_is_never_used() {
-    let mut jwk = TestKey::p256("k1-curve").jwk(false);
-    jwk.crv = Some("secp256k1".into());
-    let config = config_with_extra_key(jwk);
+    let mut jwk = serde_json::to_value(TestKey::p256("k1-curve").jwk(false)).unwrap();
+    jwk["crv"] = json!("secp256k1");
+    let config = config_with_extra_raw_key(jwk);
+    assert_eq!(
+        config.key_managers[0].keys.len(),
+        support::config().key_managers[0].keys.len(),
+        "the reader skips a key it cannot represent"
+    );
     let token = with_header(
         json!({"alg": "ES256", "kid": "k1-curve", "typ": "at+jwt"}),
         &keys().attacker_p256,
@@ -731,7 +762,7 @@ fn encryption_keys_in_a_jwks_are_never_used() {
     let attacker = TestKey::p256("enc-key");
     let mut document = serde_json::to_value(json!({"keys": [attacker.jwk(false)]})).unwrap();
     document["keys"][0]["use"] = json!("enc");
-    let parsed = jwks::parse(&serde_json::to_vec(&document).unwrap()).unwrap();
+    let parsed = outband_idp::jwks::parse(&serde_json::to_vec(&document).unwrap()).unwrap();
     assert!(parsed.keys.is_empty());
     let fetched =
         FetchedKeys::default().with(KEY_MANAGER, Arc::new(KeySet::build(&parsed.keys)), NOW + 60);
@@ -751,7 +782,7 @@ fn encryption_keys_in_a_jwks_are_never_used() {
 fn duplicate_kid_in_a_jwks() {
     let k = keys();
     let mut twin = k.attacker_p256.jwk(true);
-    twin.kid = Some("ec-1".into());
+    twin.set_kid(Some("ec-1".into()));
     let config = config_with_extra_key(twin);
     let genuine = token_for(&k.p256, CLIENT, NOW);
     assert_eq!(
@@ -1204,7 +1235,7 @@ fn an_empty_signature() {
 
 // ---- path tricks on route rules (Istio CVE-2020-8595, CVE-2021-31920, CVE-2021-39156) ----
 
-fn route_verdict(method: &str, raw_path: &str, scopes: &str) -> Result<Verified, Denial> {
+fn route_verdict(method: &str, raw_path: &str, scopes: &str) -> Result<Arc<Verified>, Denial> {
     let settings = Settings {
         routes: RouteRules::parse("* /admin/** admin; GET /orders/* orders:read").unwrap(),
         ..settings()

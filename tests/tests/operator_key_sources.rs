@@ -113,7 +113,7 @@ async fn pem_certificates_inline_or_in_a_secret_become_keys() {
         config
             .key_managers
             .iter()
-            .all(|k| k.keys.iter().all(|key| key.kid.is_none())),
+            .all(|k| k.keys.iter().all(|key| key.kid().is_none())),
         "{config:?}"
     );
     let keys_of = |c: &outband_crds::sidecar_config::SidecarConfig| {

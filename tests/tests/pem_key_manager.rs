@@ -96,7 +96,7 @@ async fn the_issuers_tokens_are_accepted_whatever_their_kid_and_no_other_key_is(
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.log()));
     let published = &config.key_managers[0];
-    assert_eq!(published.keys[0].kid, None, "pinned: no kid");
+    assert_eq!(published.keys[0].kid(), None, "pinned: no kid");
     assert_eq!(published.jwks_refresh, None, "pinned: no JWKS source");
 
     // The ConfigMaps' files, as the kubelet lays them out in the pod's volume.

@@ -33,7 +33,7 @@ pub const MAX_DOCUMENT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Describes a bundle: its shards and the hash of the whole document.
 #[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Manifest {
     /// Always [`BUNDLE_FORMAT`].
     pub format: String,
@@ -51,7 +51,7 @@ pub struct Manifest {
 
 /// One shard of the compressed document.
 #[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ShardRef {
     /// File name, e.g. `config-0.json.gz`.
     pub file: String,
@@ -134,6 +134,12 @@ pub enum BundleError {
     /// The compressed document is not valid gzip or too large.
     #[error("the config document cannot be decompressed: {0}")]
     Decompress(std::io::Error),
+    /// The document lists critical members this reader does not understand.
+    #[error(
+        "the config document needs members this sidecar does not understand ({}); upgrade the sidecar",
+        .0.join(", ")
+    )]
+    UnsupportedCritical(Vec<String>),
     /// The manifest and the document name different APIs.
     #[error("manifest is for API {manifest} but the document is for API {document}")]
     ApiMismatch {
@@ -275,6 +281,12 @@ pub fn decode(
             found: config.format,
             expected: CONFIG_FORMAT,
         });
+    }
+    let unsupported = config.unsupported_critical();
+    if !unsupported.is_empty() {
+        return Err(BundleError::UnsupportedCritical(
+            unsupported.into_iter().map(str::to_string).collect(),
+        ));
     }
     if config.api != manifest.api {
         return Err(BundleError::ApiMismatch {

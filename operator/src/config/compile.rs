@@ -71,6 +71,7 @@ pub fn compile(index: &Index, api: &ApiRef) -> Compiled {
         .sort_by(|a, b| (&a.key_manager, &a.consumer_key).cmp(&(&b.key_manager, &b.consumer_key)));
     Compiled::Config(SidecarConfig {
         format: CONFIG_FORMAT.to_string(),
+        critical: Vec::new(),
         api: api.clone(),
         key_managers,
         subscriptions,

@@ -42,16 +42,13 @@ pub fn key_manager(name: &str, extra: Value) -> KeyManager {
 }
 
 pub fn test_keys() -> Vec<PublicJwk> {
-    vec![PublicJwk {
-        kty: "EC".into(),
+    vec![PublicJwk::Ec(outband_crds::jwk::EcJwk {
         kid: Some("k1".into()),
         alg: None,
-        n: None,
-        e: None,
-        crv: Some("P-256".into()),
-        x: Some("x".into()),
-        y: Some("y".into()),
-    }]
+        crv: outband_crds::jwk::EcCurve::P256,
+        x: vec![1].into(),
+        y: vec![2].into(),
+    })]
 }
 
 /// Marks KeyManager `name` Ready with [`test_keys`].

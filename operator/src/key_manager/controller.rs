@@ -19,7 +19,6 @@ use crate::config::configmaps::decode_published;
 use crate::context::{Context, FIELD_MANAGER};
 use crate::discovery::{self, DiscoveryDocument};
 use crate::error::Error;
-use crate::keys::{self, jwks::check_jwk};
 
 use super::report::{self, KEYS_LOADED, READY, Report};
 use super::source::Sources;
@@ -162,7 +161,11 @@ impl KeyManagerController {
     /// The keys of KeyManager `name` in a config this operator published before (after a
     /// restart, while the provider cannot be reached). PEM keys (`pem`), published without
     /// `kid`, get their thumbprint back, as after a conversion.
-    fn recover_published(&self, name: &str, pem: bool) -> Option<(keys::KeySet, Option<String>)> {
+    fn recover_published(
+        &self,
+        name: &str,
+        pem: bool,
+    ) -> Option<(outband_idp::jwks::KeySet, Option<String>)> {
         let index = self.ctx.index();
         for api in index.all_apis() {
             let Some(config) = decode_published(&index.configmaps_of(&api)) else {
@@ -172,17 +175,15 @@ impl KeyManagerController {
                 continue;
             };
             let mut accepted = Vec::new();
-            for jwk in &km.keys {
-                if let Ok(serde_json::Value::Object(member)) = serde_json::to_value(jwk)
-                    && let Ok(mut checked) = check_jwk(&member)
-                {
+            for mut jwk in km.keys {
+                if outband_idp::jwk::check(&jwk).is_ok() {
                     if pem {
-                        checked.kid = Some(keys::pem::thumbprint(&checked));
+                        jwk.set_kid(Some(outband_idp::jwk::thumbprint(&jwk)));
                     }
-                    accepted.push(checked);
+                    accepted.push(jwk);
                 }
             }
-            let set = keys::finish(accepted, Vec::new());
+            let set = outband_idp::jwks::finish(accepted, Vec::new());
             return Some((set, km.jwks_refresh.map(|r| r.url)));
         }
         None

@@ -10,3 +10,27 @@ pub mod controller;
 pub mod report;
 pub mod source;
 pub mod state;
+
+/// Key sets for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use outband_crds::jwk::{EcCurve, EcJwk, PublicJwk};
+    use outband_idp::jwks::{KeySet, finish};
+
+    /// A set of P-256 keys with these kids (not real points: nothing here verifies).
+    pub fn key_set(kids: &[&str]) -> KeySet {
+        let keys = kids
+            .iter()
+            .map(|kid| {
+                PublicJwk::Ec(EcJwk {
+                    kid: Some(kid.to_string()),
+                    alg: None,
+                    crv: EcCurve::P256,
+                    x: vec![1].into(),
+                    y: vec![2].into(),
+                })
+            })
+            .collect();
+        finish(keys, Vec::new())
+    }
+}

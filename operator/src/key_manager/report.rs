@@ -8,7 +8,8 @@ use outband_crds::{KeyManagerSpec, LoadedKey, ResolvedEndpoints};
 use crate::conditions::{Desired, Status};
 use crate::discovery::{self, Resolution};
 use crate::index::{Observed, Published};
-use crate::keys::{self, RejectedKey};
+use outband_idp::jwk::describe;
+use outband_idp::jwks::{self, RejectedKey};
 
 use super::state::{Freshness, KeyOrigin, KeyState, Timing};
 
@@ -213,7 +214,7 @@ pub fn report(
                     .or_else(|| keys.jwks_url.clone())
             },
             keys: if discovery::uses_pem(spec) {
-                keys::pinned(&keys.set.keys)
+                jwks::pinned(&keys.set.keys)
             } else {
                 keys.set.keys.clone()
             },
@@ -229,7 +230,7 @@ pub fn report(
         conditions,
         endpoints: Some(resolution.endpoints.clone()),
         keys: usable
-            .map(|(k, _)| k.set.keys.iter().map(keys::describe).collect())
+            .map(|(k, _)| k.set.keys.iter().map(describe).collect())
             .unwrap_or_default(),
         rejected: usable
             .map(|(k, _)| k.set.rejected.clone())
@@ -297,7 +298,7 @@ fn describe_keys(
     let listed: Vec<String> = keys
         .iter()
         .map(|k| {
-            let described = keys::describe(k);
+            let described = describe(k);
             format!(
                 "{} ({}{})",
                 described.kid.as_deref().unwrap_or("no kid"),
@@ -322,10 +323,10 @@ fn describe_keys(
 mod tests {
     use super::*;
     use crate::discovery::DiscoveryDocument;
-    use crate::fetch::FetchError;
     use crate::key_manager::source::SourceError;
     use crate::key_manager::state::{Attempt, Fetched};
-    use crate::keys::tests_support::key_set;
+    use crate::key_manager::tests_support::key_set;
+    use outband_idp::fetch::FetchError;
     use std::time::Duration;
 
     fn spec(value: serde_json::Value) -> KeyManagerSpec {
@@ -435,7 +436,7 @@ mod tests {
             Attempt {
                 discovery: None,
                 keys: Ok(Fetched {
-                    set: crate::keys::parse_pem(&pem).unwrap(),
+                    set: outband_idp::pem::parse(&pem).unwrap(),
                     origin: KeyOrigin::Pem,
                     jwks_url: None,
                     freshness: None,
@@ -451,8 +452,8 @@ mod tests {
         };
         assert_eq!(published.jwks_url, None);
         assert_eq!(published.keys.len(), 1);
-        assert_eq!(published.keys[0].kid, None);
-        let thumbprint = crate::keys::pem::thumbprint(&published.keys[0]);
+        assert_eq!(published.keys[0].kid(), None);
+        let thumbprint = outband_idp::jwk::thumbprint(&published.keys[0]);
         assert_eq!(report.keys[0].kid.as_deref(), Some(thumbprint.as_str()));
     }
 
@@ -520,7 +521,7 @@ mod tests {
         let mut set = key_set(&["a"]);
         set.rejected.push(RejectedKey {
             kid: Some("weak".into()),
-            rejection: crate::keys::KeyRejection::WeakRsaModulus(1024),
+            rejection: outband_idp::jwk::KeyRejection::WeakRsaModulus(1024),
         });
         let message = describe_keys(&set.keys, &set.rejected);
         assert!(message.contains("1 keys: a (EC-P-256)"), "{message}");

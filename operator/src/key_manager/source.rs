@@ -7,8 +7,9 @@ use kube::{Api, Client};
 use outband_crds::{KeyManagerSpec, PemSourceKind};
 
 use crate::discovery::{self, DiscoveryDocument, DiscoveryError, Resolution};
-use crate::fetch::{FetchError, Fetcher, Target};
-use crate::keys::{self, JwksError, PemError};
+use outband_idp::fetch::{FetchError, Fetcher, Target};
+use outband_idp::jwks::{self, JwksError};
+use outband_idp::pem::PemError;
 
 use super::state::{Fetched, KeyOrigin};
 
@@ -142,7 +143,7 @@ impl Sources {
                 (None, Some(from)) => self.read_pem(&from).await?,
                 (None, None) => return Err(SourceError::Pem(PemError::Empty)),
             };
-            let set = keys::parse_pem(&pem).map_err(SourceError::Pem)?;
+            let set = outband_idp::pem::parse(&pem).map_err(SourceError::Pem)?;
             return Ok(Fetched {
                 set,
                 origin: KeyOrigin::Pem,
@@ -160,12 +161,12 @@ impl Sources {
             .get(&target(spec, &url))
             .await
             .map_err(SourceError::Jwks)?;
-        let set = keys::parse_jwks(&fetched.body).map_err(SourceError::JwksDocument)?;
+        let set = jwks::parse(&fetched.body).map_err(SourceError::JwksDocument)?;
         Ok(Fetched {
             set,
             origin: KeyOrigin::Jwks,
             jwks_url: Some(url),
-            freshness: crate::fetch::cache_control::freshness(
+            freshness: outband_idp::fetch::cache_control::freshness(
                 fetched.cache_control.as_deref(),
                 fetched.age.as_deref(),
             ),

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::discovery::DiscoveryDocument;
-use crate::keys::KeySet;
+use outband_idp::jwks::KeySet;
 
 use super::source::SourceError;
 
@@ -171,7 +171,7 @@ impl KeyState {
                 });
                 self.keys_error = None;
                 self.consecutive_failures = 0;
-                crate::fetch::cache_control::refresh_interval(
+                outband_idp::fetch::cache_control::refresh_interval(
                     fetched.freshness,
                     timing.min_refresh,
                     timing.max_refresh,
@@ -227,8 +227,8 @@ impl KeyState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fetch::FetchError;
-    use crate::keys::tests_support::key_set;
+    use crate::key_manager::tests_support::key_set;
+    use outband_idp::fetch::FetchError;
 
     fn timing() -> Timing {
         Timing {
@@ -306,7 +306,7 @@ mod tests {
         state.record(success(&["a"], None), 1000, &timing());
         state.record(failure(), 2000, &timing());
         let (keys, freshness) = state.usable(2000, &timing()).unwrap();
-        assert_eq!(keys.set.keys[0].kid.as_deref(), Some("a"));
+        assert_eq!(keys.set.keys[0].kid(), Some("a"));
         assert_eq!(
             freshness,
             Freshness::Stale {

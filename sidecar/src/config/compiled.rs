@@ -363,7 +363,9 @@ mod tests {
     #[test]
     fn weak_keys_are_dropped_with_a_warning() {
         let mut config = test_support::config();
-        config.key_managers[0].keys[0].n = Some(test_support::b64(&[0xc5; 128]));
+        if let outband_crds::jwk::PublicJwk::Rsa(key) = &mut config.key_managers[0].keys[0] {
+            key.n = vec![0xc5; 128].into();
+        }
         let compiled = CompiledConfig::compile(&config, "g1", &settings()).unwrap();
         assert_eq!(compiled.key_count(), 4);
         assert!(

@@ -57,7 +57,9 @@ impl LoadError {
                 }
                 BundleError::Read { .. } => "unreadable",
                 BundleError::Parse { .. } => "invalid_json",
-                BundleError::Format { .. } => "unknown_format",
+                BundleError::Format { .. } | BundleError::UnsupportedCritical(_) => {
+                    "unknown_format"
+                }
                 BundleError::Mismatch { .. } => "torn",
                 BundleError::ShardNames { .. } => "bad_shard_names",
                 BundleError::Decompress(_) => "bad_compression",

@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::compiled::CompiledConfig;
 use super::source;
-use crate::auth::{Authenticator, unix_now};
+use crate::auth::Authenticator;
+use crate::decision;
 use crate::metrics::Metrics;
 
 /// Watches `dir` and installs every valid new config into `auth`.
@@ -153,7 +154,7 @@ impl ConfigWatcher {
             .with_label_values(&[&generation])
             .set(1);
         self.metrics.config_loaded.set(1);
-        self.metrics.config_last_success.set(unix_now() as f64);
+        self.metrics.config_last_success.set(decision::now() as f64);
         self.metrics.config_subscriptions.set(subscriptions as i64);
         self.metrics.config_keys.set(keys as i64);
         tracing::info!(%generation, key_managers, keys, subscriptions, "config loaded");

@@ -26,7 +26,7 @@ impl JwksSource for FakeSource {
     fn fetch<'a>(
         &'a self,
         _refresh: &'a JwksRefresh,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, http::FetchError>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, FetchError>> + Send + 'a>> {
         Box::pin(async move {
             self.fetches.fetch_add(1, Ordering::SeqCst);
             if let Some(gate) = &self.gate {
@@ -36,7 +36,10 @@ impl JwksSource for FakeSource {
                 .lock()
                 .unwrap()
                 .clone()
-                .map_err(http::FetchError::Status)
+                .map_err(|status| FetchError::Status {
+                    url: "https://idp.example.test/jwks".into(),
+                    status,
+                })
         })
     }
 }
@@ -186,7 +189,9 @@ async fn an_invalid_document_installs_nothing() {
 #[tokio::test]
 async fn a_document_whose_keys_are_all_refused_is_not_a_success() {
     let mut weak = keys().p256.jwk(true);
-    weak.crv = Some("P-521".into());
+    if let outband_crds::jwk::PublicJwk::Ec(key) = &mut weak {
+        key.y = vec![7; 32].into();
+    }
     let source = Arc::new(FakeSource::serving(&[weak]));
     let metrics = Metrics::new();
     let refresher = JwksRefresher::new(
@@ -212,8 +217,51 @@ async fn a_document_whose_keys_are_all_refused_is_not_a_success() {
 
 #[test]
 fn every_fetch_result_is_listed() {
-    for reason in http::FetchError::REASONS {
-        assert!(RESULTS.contains(&reason), "{reason}");
+    let url = || "u".to_string();
+    let text = || "t".to_string();
+    let errors = [
+        FetchError::InvalidUrl {
+            url: url(),
+            message: text(),
+        },
+        FetchError::SchemeRefused { url: url() },
+        FetchError::AddressRefused {
+            host: text(),
+            refusal: text(),
+        },
+        FetchError::InvalidCaBundle(text()),
+        FetchError::Dns {
+            host: text(),
+            message: text(),
+        },
+        FetchError::Connect {
+            url: url(),
+            message: text(),
+        },
+        FetchError::Timeout {
+            url: url(),
+            timeout: Duration::from_secs(1),
+        },
+        FetchError::Redirect {
+            url: url(),
+            message: text(),
+        },
+        FetchError::Status {
+            url: url(),
+            status: 500,
+        },
+        FetchError::TooLarge {
+            url: url(),
+            limit: 1,
+        },
+        FetchError::Body {
+            url: url(),
+            message: text(),
+        },
+    ];
+    assert_eq!(errors.len(), FetchError::REASONS.len());
+    for error in &errors {
+        assert!(RESULTS.contains(&fetch_result(error)), "{error}");
     }
 }
 
@@ -225,6 +273,6 @@ async fn the_real_client_refuses_metadata_urls_without_connecting() {
         allow_loopback: true,
         timeout_seconds: 1,
     };
-    let err = http::fetch(&refresh).await.unwrap_err();
-    assert_eq!(err.reason(), "refused_url");
+    let err = HttpSource::new().fetch(&refresh).await.unwrap_err();
+    assert_eq!(fetch_result(&err), "refused_url");
 }

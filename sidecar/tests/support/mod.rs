@@ -17,6 +17,7 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use outband_crds::jwk::{EcCurve, EcJwk, OkpCurve, OkpJwk, RsaJwk};
 use outband_crds::sidecar_config::{
     ApiRef, KeyManagerConfig, PublicJwk, SidecarConfig, SubscriptionConfig,
 };
@@ -120,29 +121,21 @@ impl TestKey {
         match &self.signer {
             Signer::Rsa(pair) => {
                 let components = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
-                PublicJwk {
-                    kty: "RSA".into(),
+                PublicJwk::Rsa(RsaJwk {
                     kid,
                     alg,
-                    n: Some(b64(&components.n)),
-                    e: Some(b64(&components.e)),
-                    crv: None,
-                    x: None,
-                    y: None,
-                }
+                    n: components.n.into(),
+                    e: components.e.into(),
+                })
             }
-            Signer::P256(pair, _) => ec_jwk(kid, alg, "P-256", pair.public_key().as_ref(), 32),
-            Signer::P384(pair) => ec_jwk(kid, alg, "P-384", pair.public_key().as_ref(), 48),
-            Signer::Ed25519(pair) => PublicJwk {
-                kty: "OKP".into(),
+            Signer::P256(pair, _) => ec_jwk(kid, alg, EcCurve::P256, pair.public_key().as_ref()),
+            Signer::P384(pair) => ec_jwk(kid, alg, EcCurve::P384, pair.public_key().as_ref()),
+            Signer::Ed25519(pair) => PublicJwk::Okp(OkpJwk {
                 kid,
                 alg,
-                n: None,
-                e: None,
-                crv: Some("Ed25519".into()),
-                x: Some(b64(pair.public_key().as_ref())),
-                y: None,
-            },
+                crv: OkpCurve::Ed25519,
+                x: pair.public_key().as_ref().into(),
+            }),
         }
     }
 
@@ -203,23 +196,15 @@ impl TestKey {
     }
 }
 
-fn ec_jwk(
-    kid: Option<String>,
-    alg: Option<JwsAlgorithm>,
-    crv: &str,
-    point: &[u8],
-    len: usize,
-) -> PublicJwk {
-    PublicJwk {
-        kty: "EC".into(),
+fn ec_jwk(kid: Option<String>, alg: Option<JwsAlgorithm>, crv: EcCurve, point: &[u8]) -> PublicJwk {
+    let len = crv.coordinate_len();
+    PublicJwk::Ec(EcJwk {
         kid,
         alg,
-        n: None,
-        e: None,
-        crv: Some(crv.into()),
-        x: Some(b64(&point[1..1 + len])),
-        y: Some(b64(&point[1 + len..])),
-    }
+        crv,
+        x: point[1..1 + len].into(),
+        y: point[1 + len..].into(),
+    })
 }
 
 /// Keys generated once per test process (RSA generation is slow in debug builds).
@@ -348,6 +333,7 @@ pub fn key_manager() -> KeyManagerConfig {
 pub fn config() -> SidecarConfig {
     SidecarConfig {
         format: outband_crds::sidecar_config::CONFIG_FORMAT.into(),
+        critical: Vec::new(),
         api: ApiRef {
             namespace: NAMESPACE.into(),
             name: API.into(),

@@ -449,7 +449,12 @@ pub fn kids(config: &SidecarConfig, km: &str) -> Vec<String> {
         .key_managers
         .iter()
         .find(|k| k.name == km)
-        .map(|k| k.keys.iter().filter_map(|j| j.kid.clone()).collect())
+        .map(|k| {
+            k.keys
+                .iter()
+                .filter_map(|j| j.kid().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

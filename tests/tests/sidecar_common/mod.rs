@@ -84,24 +84,11 @@ pub async fn token(provider: &OidcProvider, client: &str, scope: &str) -> String
         .expect("the provider issues a token")
 }
 
-/// The provider's JWKS as the operator would inline it.
+/// The provider's JWKS as the operator inlines it: read by the one JWKS parser.
 pub fn public_jwks(jwks: &Value) -> Vec<PublicJwk> {
-    let text = |key: &Value, name: &str| key[name].as_str().map(str::to_string);
-    jwks["keys"]
-        .as_array()
-        .expect("a JWKS")
-        .iter()
-        .map(|key| PublicJwk {
-            kty: text(key, "kty").expect("kty"),
-            kid: text(key, "kid"),
-            alg: key["alg"].as_str().and_then(JwsAlgorithm::parse),
-            n: text(key, "n"),
-            e: text(key, "e"),
-            crv: text(key, "crv"),
-            x: text(key, "x"),
-            y: text(key, "y"),
-        })
-        .collect()
+    let set = outband_idp::jwks::parse(&serde_json::to_vec(jwks).unwrap()).expect("a JWKS");
+    assert!(set.rejected.is_empty(), "{:?}", set.rejected);
+    set.keys
 }
 
 /// The sidecar config for `shop/orders` trusting `provider`, with its current keys inlined.
@@ -112,6 +99,7 @@ pub async fn config_for(provider: &OidcProvider) -> SidecarConfig {
         .expect("the provider publishes a JWKS");
     SidecarConfig {
         format: CONFIG_FORMAT.into(),
+        critical: Vec::new(),
         api: ApiRef {
             namespace: NAMESPACE.into(),
             name: API.into(),

@@ -14,7 +14,7 @@ fn authenticator(metrics: &Metrics) -> Arc<Authenticator> {
         Arc::new(Settings::new(test_support::API)),
         TokenCache::new(100, Duration::from_secs(60)),
         JwksRefresher::new(
-            Arc::new(HttpSource),
+            Arc::new(HttpSource::new()),
             Duration::ZERO,
             Duration::ZERO,
             metrics.clone(),

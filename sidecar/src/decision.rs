@@ -1,31 +1,181 @@
-//! The validation pipeline of docs/architecture.md and docs/design/jwt-threats.md, as pure functions, in
-//! this order (step numbers as in docs/design/jwt-threats.md):
+//! The decision on one request, as one pure function: [`decide`]. The proxy (through
+//! [`crate::auth`], which adds only the verified-token cache, the JWKS fetch and one retry),
+//! `explain`, the attack catalogue and the benchmarks all call it, so what the tests prove
+//! is what production runs.
+//!
+//! The steps of `docs/design/jwt-threats.md`, in this order:
 //!
 //! - step 1, shape ([`crate::token::shape`]);
 //! - steps 2–3, strict header: `alg`, `crit`, nesting;
 //! - step 4, KeyManager by exact `iss`, key by `kid` (for pinned keys, the few without a
 //!   `kid` that fit `alg` when the `kid` names none);
 //! - step 6, typed claims;
-//! - step 7, subscription and scopes ([`crate::policy`]);
+//! - step 7, subscription and scopes ([`crate::policy`]), then the identity headers;
 //! - step 5, the signature, last, so floods of tokens that could never pass cost no
-//!   signature verification. A decision to allow is only ever made after step 5.
-//!
-//! I/O (JWKS fetches, the verified-token cache, metrics) lives in [`crate::auth`].
+//!   signature verification (and no JWKS fetch). A decision to allow is only ever made
+//!   after step 5, or for a token the cache holds as verified under the same keys.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-
-use serde_json::{Map, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::{CompiledConfig, IssuerMatch};
 use crate::denial::Denial;
+use crate::identity::{ClaimHeaders, Identity};
 use crate::keys::{KeySet, Lookup, VerificationKey};
-use crate::policy::{self, Grant, Route};
+use crate::policy::{self, Route};
 use crate::settings::Settings;
 use crate::token::claims::{self, Claims};
 use crate::token::header::{self, JoseHeader};
 use crate::token::json;
 use crate::token::shape::{self, Limits, Segments};
+
+/// What [`decide`] concludes.
+// `Allow` (the identity headers) is the common outcome and is moved once per request;
+// boxing it would cost an allocation per request instead.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Decision {
+    /// Every check passed: forward, with these identity headers.
+    Allow(Allowed),
+    /// Refused, and why.
+    Deny(Denial),
+    /// Every check but the signature passed, and the token's `kid` names no key the config
+    /// or earlier fetches hold, for a KeyManager with a JWKS source: fetch its keys, then
+    /// decide again. (Without a JWKS source the token is denied as `unknown_kid`.)
+    NeedKeys {
+        /// Index of the token's KeyManager in the config.
+        key_manager: usize,
+        /// The token's `kid`, if any.
+        kid: Option<String>,
+    },
+}
+
+impl Decision {
+    /// The decision when no keys can be fetched (offline, or nothing new came back):
+    /// [`Decision::NeedKeys`] becomes `unknown_kid`.
+    pub fn into_result(self) -> Result<Allowed, Denial> {
+        match self {
+            Decision::Allow(allowed) => Ok(allowed),
+            Decision::Deny(denial) => Err(denial),
+            Decision::NeedKeys { .. } => Err(Denial::UnknownKid),
+        }
+    }
+}
+
+/// An allowed request.
+#[derive(Debug)]
+pub struct Allowed {
+    /// The identity headers for the app.
+    pub identity: Identity,
+    /// The verified token (what the cache keeps).
+    pub verified: Arc<Verified>,
+}
+
+/// A token that passed every check, signature included.
+#[derive(Debug)]
+pub struct Verified {
+    /// Index of its KeyManager in the config it was verified under.
+    pub key_manager: usize,
+    /// Its claims.
+    pub claims: Claims,
+    /// The identity header values derived from its claims.
+    pub claim_headers: ClaimHeaders,
+}
+
+/// The unix time in seconds now: the `now` of a decision made at this moment.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Decides on a request bearing `token` (on `route`, when route rules apply) at unix time
+/// `now`, against the config and the keys the sidecar fetched itself. Pure.
+///
+/// `verified_before` is the verification of this exact token (the cache looks it up by the
+/// SHA-256 of the whole token) under the same config and keys: then only what can change
+/// after a verification is checked again — expiry, the subscription, the route's scopes.
+pub fn decide(
+    config: &CompiledConfig,
+    fetched: &FetchedKeys,
+    settings: &Settings,
+    token: &str,
+    route: Option<Route<'_>>,
+    now: i64,
+    verified_before: Option<&Arc<Verified>>,
+) -> Decision {
+    let decided = match verified_before {
+        Some(verified) => decide_verified(config, settings, verified, route, now),
+        None => decide_token(config, fetched, settings, token, route, now),
+    };
+    decided.unwrap_or_else(Decision::Deny)
+}
+
+fn decide_token(
+    config: &CompiledConfig,
+    fetched: &FetchedKeys,
+    settings: &Settings,
+    token: &str,
+    route: Option<Route<'_>>,
+    now: i64,
+) -> Result<Decision, Denial> {
+    let inspected = inspect(config, fetched, token, settings.limits, now)?;
+    let grant = policy::authorize(
+        config,
+        settings,
+        inspected.key_manager,
+        &inspected.claims,
+        route,
+    )?;
+    let claim_headers = ClaimHeaders::new(&inspected.claims)?;
+    if inspected.keys.is_empty() {
+        let km = &config.key_managers[inspected.key_manager];
+        return match &km.jwks_refresh {
+            Some(_) => Ok(Decision::NeedKeys {
+                key_manager: inspected.key_manager,
+                kid: inspected.header.kid.clone(),
+            }),
+            None => Err(Denial::UnknownKid),
+        };
+    }
+    verify_signature(&inspected)?;
+    let identity = Identity::new(&grant, claim_headers.clone());
+    Ok(Decision::Allow(Allowed {
+        identity,
+        verified: Arc::new(Verified {
+            key_manager: inspected.key_manager,
+            claims: inspected.claims,
+            claim_headers,
+        }),
+    }))
+}
+
+/// A token verified before: `exp` against `now`, then the subscription and the route,
+/// against the current config.
+fn decide_verified(
+    config: &CompiledConfig,
+    settings: &Settings,
+    verified: &Arc<Verified>,
+    route: Option<Route<'_>>,
+    now: i64,
+) -> Result<Decision, Denial> {
+    let km = &config.key_managers[verified.key_manager];
+    if !claims::unexpired(verified.claims.expires_at, now, km.claims.clock_skew) {
+        return Err(Denial::Expired);
+    }
+    let grant = policy::authorize(
+        config,
+        settings,
+        verified.key_manager,
+        &verified.claims,
+        route,
+    )?;
+    Ok(Decision::Allow(Allowed {
+        identity: Identity::new(&grant, verified.claim_headers.clone()),
+        verified: verified.clone(),
+    }))
+}
 
 /// Keys the sidecar fetched itself, per KeyManager name, consulted for `kid`s that the
 /// config does not know, each set until its expiry time.
@@ -70,40 +220,22 @@ impl FetchedKeys {
 
 /// A token that passed every check but the signature.
 #[derive(Debug)]
-pub struct Inspected<'t> {
+struct Inspected<'t> {
     /// The JOSE header.
-    pub header: JoseHeader,
+    header: JoseHeader,
     /// Index of the token's KeyManager in the config.
-    pub key_manager: usize,
+    key_manager: usize,
     /// The checked claims.
-    pub claims: Claims,
+    claims: Claims,
     /// The keys to verify the signature with: the one named by `kid`, or for a KeyManager
     /// with pinned keys that `kid` does not name, its keys without a `kid` that fit `alg`.
     /// Empty when neither the config nor fetched keys know the `kid`.
-    pub keys: Vec<Arc<VerificationKey>>,
+    keys: Vec<Arc<VerificationKey>>,
     segments: Segments<'t>,
 }
 
-impl Inspected<'_> {
-    /// The `kid`, if any.
-    pub fn kid(&self) -> Option<&str> {
-        self.header.kid.as_deref()
-    }
-}
-
-/// A decoded JSON object of a token (header or payload).
-pub type JsonObject = Map<String, Value>;
-
-/// Decodes header and payload without checking anything but the encoding (for `explain`).
-pub fn decode_unverified(token: &str, limits: Limits) -> Result<(JsonObject, JsonObject), Denial> {
-    let segments = shape::split(token, limits)?;
-    let header = json::parse_object(&shape::decode_segment(segments.header)?)?;
-    let payload = json::parse_object(&shape::decode_segment(segments.payload)?)?;
-    Ok((header, payload))
-}
-
 /// Steps 1–4 and 6: everything about the token itself except the signature.
-pub fn inspect<'t>(
+fn inspect<'t>(
     config: &CompiledConfig,
     fetched: &FetchedKeys,
     token: &'t str,
@@ -197,7 +329,7 @@ fn pinned_keys(keys: &KeySet, header: &JoseHeader) -> Result<Vec<Arc<Verificatio
 
 /// Step 5: the signature, over the bytes as received, with each key to try; one that
 /// verifies is enough.
-pub fn verify_signature(inspected: &Inspected<'_>) -> Result<(), Denial> {
+fn verify_signature(inspected: &Inspected<'_>) -> Result<(), Denial> {
     if inspected.keys.is_empty() {
         return Err(Denial::UnknownKid);
     }
@@ -215,62 +347,6 @@ pub fn verify_signature(inspected: &Inspected<'_>) -> Result<(), Denial> {
     } else {
         Err(Denial::BadSignature)
     }
-}
-
-/// A token that passed every check, signature included.
-#[derive(Debug)]
-pub struct Verified {
-    /// Index of its KeyManager.
-    pub key_manager: usize,
-    /// Its claims.
-    pub claims: Claims,
-}
-
-/// The whole pipeline without I/O: no JWKS fetch, no cache. Used by `explain`, the tests and
-/// the benchmarks; the proxy uses the same steps through [`crate::auth`].
-pub fn evaluate(
-    config: &CompiledConfig,
-    settings: &Settings,
-    fetched: &FetchedKeys,
-    token: &str,
-    route: Option<Route<'_>>,
-    now: i64,
-) -> Result<Verified, Denial> {
-    let inspected = inspect(config, fetched, token, settings.limits, now)?;
-    policy::authorize(
-        config,
-        settings,
-        inspected.key_manager,
-        &inspected.claims,
-        route,
-    )?;
-    verify_signature(&inspected)?;
-    Ok(Verified {
-        key_manager: inspected.key_manager,
-        claims: inspected.claims,
-    })
-}
-
-/// Re-checks a cached [`Verified`] token: `exp` against `now`, then the subscription and the
-/// route, against the current config.
-pub fn recheck<'a>(
-    config: &'a CompiledConfig,
-    settings: &Settings,
-    verified: &'a Verified,
-    route: Option<Route<'_>>,
-    now: i64,
-) -> Result<Grant<'a>, Denial> {
-    let km = &config.key_managers[verified.key_manager];
-    if !claims::unexpired(verified.claims.expires_at, now, km.claims.clock_skew) {
-        return Err(Denial::Expired);
-    }
-    policy::authorize(
-        config,
-        settings,
-        verified.key_manager,
-        &verified.claims,
-        route,
-    )
 }
 
 #[cfg(test)]

@@ -7,7 +7,21 @@ fn config(settings: &Settings) -> CompiledConfig {
     CompiledConfig::compile(&ts::config(), "g", settings).unwrap()
 }
 
-fn run(token: &str) -> Result<Verified, Denial> {
+/// [`decide`] without a cached verification, offline (`NeedKeys` is `unknown_kid`).
+fn evaluate(
+    config: &CompiledConfig,
+    settings: &Settings,
+    fetched: &FetchedKeys,
+    token: &str,
+    route: Option<Route<'_>>,
+    now: i64,
+) -> Result<Arc<Verified>, Denial> {
+    decide(config, fetched, settings, token, route, now, None)
+        .into_result()
+        .map(|allowed| allowed.verified)
+}
+
+fn run(token: &str) -> Result<Arc<Verified>, Denial> {
     let settings = Settings::new(ts::API);
     evaluate(
         &config(&settings),
@@ -147,30 +161,96 @@ fn route_scopes_apply_to_the_normalised_path() {
 }
 
 #[test]
-fn recheck_applies_expiry_and_the_current_subscriptions() {
+fn a_verified_token_is_checked_again_for_expiry_and_the_current_subscriptions() {
     let settings = Settings::new(ts::API);
-    let verified = run(&ts::token_for(&keys().p256, ts::CLIENT, NOW)).unwrap();
+    let token = ts::token_for(&keys().p256, ts::CLIENT, NOW);
+    let verified = run(&token).unwrap();
     let config = config(&settings);
-    assert!(recheck(&config, &settings, &verified, None, NOW).is_ok());
-    assert_eq!(
-        recheck(&config, &settings, &verified, None, NOW + 3600).unwrap_err(),
-        Denial::Expired
-    );
+    let again = |config: &CompiledConfig, now| {
+        decide(
+            config,
+            &FetchedKeys::default(),
+            &settings,
+            &token,
+            None,
+            now,
+            Some(&verified),
+        )
+        .into_result()
+        .map(|_| ())
+    };
+    assert_eq!(again(&config, NOW), Ok(()));
+    assert_eq!(again(&config, NOW + 3600), Err(Denial::Expired));
     let mut blocked = ts::config();
     blocked
         .subscriptions
         .retain(|s| s.consumer_key != ts::CLIENT);
     let blocked = CompiledConfig::compile(&blocked, "g2", &settings).unwrap();
-    assert_eq!(
-        recheck(&blocked, &settings, &verified, None, NOW).unwrap_err(),
-        Denial::NotSubscribed
-    );
+    assert_eq!(again(&blocked, NOW), Err(Denial::NotSubscribed));
+}
+
+#[test]
+fn an_allowed_token_carries_its_identity_headers() {
+    let settings = Settings::new(ts::API);
+    let token = ts::token_for(&keys().p256, ts::CLIENT, NOW);
+    let Decision::Allow(allowed) = decide(
+        &config(&settings),
+        &FetchedKeys::default(),
+        &settings,
+        &token,
+        None,
+        NOW,
+        None,
+    ) else {
+        panic!("allowed")
+    };
+    let mut headers = http::HeaderMap::new();
+    allowed.identity.apply(&mut headers);
+    assert_eq!(headers["x-outband-client-id"], ts::CLIENT);
+    assert_eq!(headers["x-outband-key-manager"], ts::KEY_MANAGER);
+    assert_eq!(headers["x-outband-key-type"], "PRODUCTION");
+}
+
+#[test]
+fn an_unknown_kid_of_a_jwks_source_asks_for_keys_only_for_a_subscribed_caller() {
+    let mut wire = ts::config();
+    wire.key_managers[0].jwks_refresh = Some(outband_crds::sidecar_config::JwksRefresh {
+        url: "https://idp.example.test/jwks".into(),
+        ca_bundle: None,
+        allow_loopback: false,
+        timeout_seconds: 5,
+    });
+    let settings = Settings::new(ts::API);
+    let config = CompiledConfig::compile(&wire, "g", &settings).unwrap();
+    let rotated = ts::TestKey::p256("ec-rotated");
+    let decide_for = |client: &str| {
+        decide(
+            &config,
+            &FetchedKeys::default(),
+            &settings,
+            &ts::token_for(&rotated, client, NOW),
+            None,
+            NOW,
+            None,
+        )
+    };
+    match decide_for(ts::CLIENT) {
+        Decision::NeedKeys { key_manager, kid } => {
+            assert_eq!(key_manager, 0);
+            assert_eq!(kid.as_deref(), Some("ec-rotated"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        decide_for("nobody"),
+        Decision::Deny(Denial::NotSubscribed)
+    ));
 }
 
 #[test]
 fn decode_unverified_shows_header_and_claims() {
     let token = ts::token_for(&keys().p256, ts::CLIENT, NOW);
-    let (header, claims) = decode_unverified(&token, Limits::default()).unwrap();
+    let (header, claims) = crate::token::decode_unverified(&token, Limits::default()).unwrap();
     assert_eq!(header["kid"], "ec-1");
     assert_eq!(claims["client_id"], ts::CLIENT);
 }
@@ -203,7 +283,7 @@ fn pinned_config(
         .iter()
         .map(|key| {
             let mut jwk = key.jwk(false);
-            jwk.kid = None;
+            jwk.set_kid(None);
             jwk
         })
         .collect();
@@ -211,7 +291,7 @@ fn pinned_config(
     CompiledConfig::compile(&config, "pinned", &Settings::new(ts::API)).unwrap()
 }
 
-fn run_on(config: &CompiledConfig, token: &str) -> Result<Verified, Denial> {
+fn run_on(config: &CompiledConfig, token: &str) -> Result<Arc<Verified>, Denial> {
     let settings = Settings::new(ts::API);
     evaluate(config, &settings, &FetchedKeys::default(), token, None, NOW)
 }

@@ -1,4 +1,4 @@
-//! The HTTP client the operator uses to reach authorization servers.
+//! The guarded HTTP client the operator and the sidecar use to reach identity providers.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,13 +14,15 @@ use super::address::{self, Refusal};
 /// Most redirects followed (same origin only).
 pub const MAX_REDIRECTS: usize = 3;
 
-/// Operator-wide settings of every fetch.
+/// Process-wide settings of every fetch.
 #[derive(Clone, Debug)]
 pub struct FetchSettings {
     /// Largest response body accepted (after decompression).
     pub max_response_bytes: usize,
     /// Longest time to establish a connection (capped by the KeyManager's timeout).
     pub connect_timeout: Duration,
+    /// The `User-Agent` of every request, e.g. `outband-operator/0.1.0`.
+    pub user_agent: String,
 }
 
 /// What to fetch and how, from one KeyManager's `spec.connection`.
@@ -201,7 +203,6 @@ impl Fetcher {
     pub async fn get(&self, target: &Target) -> Result<Fetched, FetchError> {
         let url = check_url(&target.url, target.allow_loopback)?;
         let client = self.client(target)?;
-        let host = url.host_str().unwrap_or_default().to_string();
         let response = client
             .get(url.clone())
             .header(
@@ -210,7 +211,7 @@ impl Fetcher {
             )
             .send()
             .await
-            .map_err(|e| classify(&e, &target.url, &host, target.timeout))?;
+            .map_err(|e| classify(&e, &target.url, target.timeout))?;
         let status = response.status();
         if !status.is_success() {
             return Err(FetchError::Status {
@@ -242,7 +243,7 @@ impl Fetcher {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| classify(&e, &target.url, &host, target.timeout))?
+            .map_err(|e| classify(&e, &target.url, target.timeout))?
         {
             if body.len() + chunk.len() > limit {
                 return Err(FetchError::TooLarge {
@@ -279,12 +280,12 @@ impl Fetcher {
 }
 
 fn build_client(settings: &FetchSettings, key: &ClientKey) -> Result<reqwest::Client, FetchError> {
-    crate::tls::install_crypto_provider();
+    install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .https_only(false)
         .no_proxy()
-        .user_agent(concat!("outband-operator/", env!("CARGO_PKG_VERSION")))
+        .user_agent(settings.user_agent.clone())
         .connect_timeout(settings.connect_timeout.min(key.timeout))
         .timeout(key.timeout)
         .redirect(same_origin_redirects())
@@ -304,6 +305,12 @@ fn build_client(settings: &FetchSettings, key: &ClientKey) -> Result<reqwest::Cl
     builder
         .build()
         .map_err(|e| FetchError::InvalidCaBundle(e.to_string()))
+}
+
+/// Installs aws-lc-rs as rustls's process-wide crypto provider (the one provider every TLS
+/// client and server of Outband uses). Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// Parses `raw` and applies the scheme rule and, for IP literals, the address policy
@@ -378,13 +385,24 @@ struct AddressRefused {
     refusal: Refusal,
 }
 
+/// The resolver's error when a name does not resolve.
+#[derive(Debug, thiserror::Error)]
+#[error("{host} does not resolve: {source}")]
+struct NameNotResolved {
+    host: String,
+    source: std::io::Error,
+}
+
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow_loopback = self.allow_loopback;
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let resolved = tokio::net::lookup_host((host.clone(), 0)).await;
+            let addrs: Vec<SocketAddr> = match resolved {
+                Ok(addrs) => addrs.collect(),
+                Err(source) => return Err(Box::new(NameNotResolved { host, source }) as _),
+            };
             let mut refusal = None;
             let allowed: Vec<SocketAddr> = addrs
                 .into_iter()
@@ -404,13 +422,19 @@ impl Resolve for GuardedResolver {
     }
 }
 
-fn classify(error: &reqwest::Error, url: &str, host: &str, timeout: Duration) -> FetchError {
+fn classify(error: &reqwest::Error, url: &str, timeout: Duration) -> FetchError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = source {
         if let Some(refused) = cause.downcast_ref::<AddressRefused>() {
             return FetchError::AddressRefused {
                 host: refused.host.clone(),
                 refusal: refused.refusal.to_string(),
+            };
+        }
+        if let Some(unresolved) = cause.downcast_ref::<NameNotResolved>() {
+            return FetchError::Dns {
+                host: unresolved.host.clone(),
+                message: unresolved.source.to_string(),
             };
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>()
@@ -435,16 +459,9 @@ fn classify(error: &reqwest::Error, url: &str, host: &str, timeout: Duration) ->
             message,
         }
     } else if error.is_connect() {
-        if message.contains("dns error") || message.contains("failed to lookup") {
-            FetchError::Dns {
-                host: host.to_string(),
-                message,
-            }
-        } else {
-            FetchError::Connect {
-                url: url.to_string(),
-                message,
-            }
+        FetchError::Connect {
+            url: url.to_string(),
+            message,
         }
     } else if error.is_body() || error.is_decode() {
         FetchError::Body {
@@ -483,6 +500,7 @@ mod tests {
         Fetcher::new(FetchSettings {
             max_response_bytes: max,
             connect_timeout: Duration::from_secs(2),
+            user_agent: "outband-test".into(),
         })
     }
 
@@ -597,6 +615,26 @@ mod tests {
         ));
         assert!(matches!(
             check_url("https://127.0.0.1/jwks", false),
+            Err(FetchError::AddressRefused { .. })
+        ));
+    }
+
+    #[test]
+    fn urls_without_a_host_or_with_another_scheme_are_refused() {
+        assert!(matches!(
+            check_url("file:///etc/passwd", true),
+            Err(FetchError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            check_url("not a url", true),
+            Err(FetchError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            check_url("gopher://idp.example/", true),
+            Err(FetchError::SchemeRefused { .. })
+        ));
+        assert!(matches!(
+            check_url("https://[fd00:ec2::254]/", false),
             Err(FetchError::AddressRefused { .. })
         ));
     }
@@ -737,18 +775,22 @@ mod tests {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-        crate::tls::install_crypto_provider();
-        let material = crate::webhook::tls::pki::create(
-            &["localhost".to_string()],
-            std::time::SystemTime::now(),
-            &Default::default(),
-        )
-        .unwrap();
+        install_crypto_provider();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let server = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &issuer)
+            .unwrap();
         let certs: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(material.tls_cert.as_bytes())
+            CertificateDer::pem_slice_iter(server.pem().as_bytes())
                 .collect::<Result<_, _>>()
                 .unwrap();
-        let key = PrivateKeyDer::from_pem_slice(material.tls_key.as_bytes()).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(server_key.serialize_pem().as_bytes()).unwrap();
         let config = rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(certs, key)
@@ -773,7 +815,7 @@ mod tests {
                 });
             }
         });
-        (port, material.ca_bundle)
+        (port, ca.pem())
     }
 
     #[tokio::test]

@@ -1,4 +1,6 @@
-//! Fetching discovery documents and JWKS from authorization servers, safely.
+//! Fetching discovery documents and JWKS from identity providers, safely: the operator's
+//! refreshes and the sidecar's own JWKS fetches for unknown key ids go through this one
+//! client, so they obey one SSRF guard.
 //!
 //! - [`address`]: the SSRF guard's policy (pure).
 //! - [`cache_control`]: when to fetch again (pure).
@@ -10,4 +12,6 @@ pub mod address;
 pub mod cache_control;
 pub mod client;
 
-pub use client::{FetchError, FetchSettings, Fetched, Fetcher, Target};
+pub use client::{
+    FetchError, FetchSettings, Fetched, Fetcher, Target, check_url, install_crypto_provider,
+};

@@ -2,12 +2,10 @@
 //!
 //! Accepted blocks: `CERTIFICATE` (X.509), `PUBLIC KEY` (SubjectPublicKeyInfo) and
 //! `RSA PUBLIC KEY` (PKCS#1). Each key gets the RFC 7638 thumbprint as its `kid`, so a key
-//! keeps its id whichever way it was pasted. The same checks as for a JWKS apply.
+//! keeps its id whichever way it was pasted. The same checks as for a JWKS apply
+//! ([`jwk::check`]).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use outband_crds::sidecar_config::PublicJwk;
-use sha2::{Digest, Sha256};
+use outband_crds::jwk::{EcCurve, EcJwk, OkpCurve, OkpJwk, PublicJwk, RsaJwk};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::oid_registry::{
     OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
@@ -18,8 +16,8 @@ use x509_parser::prelude::FromDer;
 use x509_parser::public_key::RSAPublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use super::jwks::{check_rsa, strip_leading_zeros};
-use super::{KeyRejection, KeySet, RejectedKey, finish};
+use crate::jwk::{self, KeyRejection, strip_leading_zeros};
+use crate::jwks::{KeySet, RejectedKey, finish};
 
 /// Most PEM blocks read from one source.
 pub const MAX_BLOCKS: usize = 100;
@@ -39,7 +37,7 @@ pub enum PemError {
 }
 
 /// Reads every certificate or public key in `text`.
-pub fn parse_pem(text: &str) -> Result<KeySet, PemError> {
+pub fn parse(text: &str) -> Result<KeySet, PemError> {
     let mut keys = Vec::new();
     let mut rejected = Vec::new();
     let mut blocks = 0;
@@ -103,45 +101,39 @@ fn convert_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<PublicJwk, KeyRejecti
             .as_ref()
             .and_then(|p| p.as_oid().ok())
             .ok_or(KeyRejection::Malformed("the EC key names no curve"))?;
-        let (crv, size) = if curve == OID_EC_P256 {
-            ("P-256", 32)
+        let crv = if curve == OID_EC_P256 {
+            EcCurve::P256
         } else if curve == OID_NIST_EC_P384 {
-            ("P-384", 48)
+            EcCurve::P384
         } else if curve == OID_NIST_EC_P521 {
             return Err(KeyRejection::UnsupportedCurve("P-521".into()));
         } else {
             return Err(KeyRejection::UnsupportedCurve(curve.to_id_string()));
         };
         // Uncompressed point: 0x04 || x || y.
+        let size = crv.coordinate_len();
         if key.len() != 1 + 2 * size || key[0] != 0x04 {
             return Err(KeyRejection::Malformed(
                 "the EC point is not an uncompressed point of the curve",
             ));
         }
         let (x, y) = key[1..].split_at(size);
-        Ok(with_thumbprint(PublicJwk {
-            kty: "EC".into(),
+        checked(PublicJwk::Ec(EcJwk {
             kid: None,
             alg: None,
-            n: None,
-            e: None,
-            crv: Some(crv.into()),
-            x: Some(URL_SAFE_NO_PAD.encode(x)),
-            y: Some(URL_SAFE_NO_PAD.encode(y)),
+            crv,
+            x: x.into(),
+            y: y.into(),
         }))
     } else if *algorithm == OID_SIG_ED25519 {
         if key.len() != 32 {
             return Err(KeyRejection::BadCoordinate("x"));
         }
-        Ok(with_thumbprint(PublicJwk {
-            kty: "OKP".into(),
+        checked(PublicJwk::Okp(OkpJwk {
             kid: None,
             alg: None,
-            n: None,
-            e: None,
-            crv: Some("Ed25519".into()),
-            x: Some(URL_SAFE_NO_PAD.encode(key)),
-            y: None,
+            crv: OkpCurve::Ed25519,
+            x: key.into(),
         }))
     } else {
         Err(KeyRejection::UnsupportedKeyType(algorithm.to_id_string()))
@@ -149,48 +141,19 @@ fn convert_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<PublicJwk, KeyRejecti
 }
 
 fn rsa_jwk(modulus: &[u8], exponent: &[u8]) -> Result<PublicJwk, KeyRejection> {
-    check_rsa(modulus, exponent)?;
-    Ok(with_thumbprint(PublicJwk {
-        kty: "RSA".into(),
+    checked(PublicJwk::Rsa(RsaJwk {
         kid: None,
         alg: None,
-        n: Some(URL_SAFE_NO_PAD.encode(strip_leading_zeros(modulus))),
-        e: Some(URL_SAFE_NO_PAD.encode(strip_leading_zeros(exponent))),
-        crv: None,
-        x: None,
-        y: None,
+        n: strip_leading_zeros(modulus).into(),
+        e: strip_leading_zeros(exponent).into(),
     }))
 }
 
-/// Sets `kid` to the RFC 7638 JWK thumbprint (SHA-256, base64url).
-fn with_thumbprint(mut jwk: PublicJwk) -> PublicJwk {
-    jwk.kid = Some(thumbprint(&jwk));
-    jwk
-}
-
-/// RFC 7638: SHA-256 over the required members in lexicographic order, no whitespace.
-pub fn thumbprint(jwk: &PublicJwk) -> String {
-    let field = |v: &Option<String>| v.clone().unwrap_or_default();
-    let canonical = match jwk.kty.as_str() {
-        "RSA" => format!(
-            r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
-            field(&jwk.e),
-            field(&jwk.n)
-        ),
-        "EC" => format!(
-            r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
-            field(&jwk.crv),
-            field(&jwk.x),
-            field(&jwk.y)
-        ),
-        _ => format!(
-            r#"{{"crv":"{}","kty":"{}","x":"{}"}}"#,
-            field(&jwk.crv),
-            jwk.kty,
-            field(&jwk.x)
-        ),
-    };
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+/// Checks the key with [`jwk::check`] and sets its `kid` to the RFC 7638 thumbprint.
+fn checked(mut key: PublicJwk) -> Result<PublicJwk, KeyRejection> {
+    jwk::check(&key)?;
+    key.set_kid(Some(jwk::thumbprint(&key)));
+    Ok(key)
 }
 
 #[cfg(test)]
@@ -212,27 +175,27 @@ mod tests {
 
     #[test]
     fn converts_certificates_of_every_supported_key_type() {
-        for (alg, kty, crv) in [
-            (&PKCS_ECDSA_P256_SHA256, "EC", Some("P-256")),
-            (&PKCS_ECDSA_P384_SHA384, "EC", Some("P-384")),
-            (&PKCS_ED25519, "OKP", Some("Ed25519")),
-            (&PKCS_RSA_SHA256, "RSA", None),
+        for (alg, kty, label) in [
+            (&PKCS_ECDSA_P256_SHA256, "EC", "EC-P-256"),
+            (&PKCS_ECDSA_P384_SHA384, "EC", "EC-P-384"),
+            (&PKCS_ED25519, "OKP", "OKP-Ed25519"),
+            (&PKCS_RSA_SHA256, "RSA", "RSA-2048"),
         ] {
             let (pem, _) = cert_pem(alg);
-            let set = parse_pem(&pem).unwrap();
+            let set = parse(&pem).unwrap();
             assert!(set.rejected.is_empty(), "{:?}", set.rejected);
             assert_eq!(set.keys.len(), 1);
-            assert_eq!(set.keys[0].kty, kty);
-            assert_eq!(set.keys[0].crv.as_deref(), crv);
-            assert!(set.keys[0].kid.is_some());
+            assert_eq!(set.keys[0].kty(), kty);
+            assert_eq!(crate::jwk::KeyKind::of(&set.keys[0]).label(), label);
+            assert!(set.keys[0].kid().is_some());
         }
     }
 
     #[test]
     fn a_public_key_block_gives_the_same_key_and_kid_as_its_certificate() {
         let (cert, key) = cert_pem(&PKCS_ECDSA_P256_SHA256);
-        let from_cert = parse_pem(&cert).unwrap();
-        let from_key = parse_pem(&key.public_key_pem()).unwrap();
+        let from_cert = parse(&cert).unwrap();
+        let from_key = parse(&key.public_key_pem()).unwrap();
         assert_eq!(from_cert.keys, from_key.keys);
     }
 
@@ -240,14 +203,14 @@ mod tests {
     fn reads_several_blocks() {
         let (a, _) = cert_pem(&PKCS_ECDSA_P256_SHA256);
         let (b, _) = cert_pem(&PKCS_ED25519);
-        let set = parse_pem(&format!("{a}\n{b}")).unwrap();
+        let set = parse(&format!("{a}\n{b}")).unwrap();
         assert_eq!(set.keys.len(), 2);
     }
 
     #[test]
     fn refuses_private_keys() {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-        let set = parse_pem(&key.serialize_pem()).unwrap();
+        let set = parse(&key.serialize_pem()).unwrap();
         assert!(set.keys.is_empty());
         assert!(matches!(
             set.rejected[0].rejection,
@@ -257,25 +220,6 @@ mod tests {
 
     #[test]
     fn text_without_pem_is_an_error() {
-        assert_eq!(parse_pem("hello"), Err(PemError::Empty));
-    }
-
-    #[test]
-    fn thumbprint_matches_rfc7638_example() {
-        // RFC 7638 §3.1.
-        let jwk = PublicJwk {
-            kty: "RSA".into(),
-            kid: None,
-            alg: None,
-            n: Some("0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw".into()),
-            e: Some("AQAB".into()),
-            crv: None,
-            x: None,
-            y: None,
-        };
-        assert_eq!(
-            thumbprint(&jwk),
-            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-        );
+        assert_eq!(parse("hello"), Err(PemError::Empty));
     }
 }
