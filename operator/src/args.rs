@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser};
+pub use outband_crds::command_line::LogFormat;
+use outband_crds::command_line::{LogFilter, parse_duration};
 
 /// Reconciles KeyManagers and OAuthAppBindings into the ConfigMaps that Outband's sidecars
 /// read. Connects to the cluster from KUBECONFIG or the in-cluster service account.
@@ -39,15 +41,6 @@ pub struct AdminArgs {
     pub admin_listen: SocketAddr,
 }
 
-/// Log format.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
 /// Logging flags.
 #[derive(clap::Args, Clone, Debug)]
 #[command(next_help_heading = "Logging")]
@@ -57,7 +50,7 @@ pub struct LogArgs {
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax, e.g. `info` or `info,outband_operator=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
-    pub log_filter: String,
+    pub log_filter: LogFilter,
 }
 
 /// Leader election flags.
@@ -123,42 +116,18 @@ pub struct ControllerArgs {
     pub binding_concurrency: u16,
 }
 
-/// Parses `250ms`, `5s`, `2m`, `1h` or a plain number of seconds.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{value:?} is not a duration (e.g. 500ms, 10s, 5m, 1h)"))?;
-    let seconds = match unit {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return Err(format!("{value:?}: unknown unit {unit:?} (ms, s, m or h)")),
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("{value:?} is not a duration"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations_accept_the_usual_units() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("5 days").is_err());
-        assert!(parse_duration("-1s").is_err());
+    fn durations_use_the_shared_parser() {
+        let args = Args::try_parse_from(["outband-operator", "--config-debounce=1.5s"]).unwrap();
+        assert_eq!(
+            args.controllers.config_debounce,
+            Duration::from_millis(1500)
+        );
+        assert!(Args::try_parse_from(["outband-operator", "--config-debounce=5 days"]).is_err());
     }
 
     #[test]
@@ -172,14 +141,14 @@ mod tests {
     #[test]
     fn the_sidecar_log_level_is_checked_and_passed_to_the_sidecar() {
         let args = Args::try_parse_from(["outband-operator"]).unwrap();
-        assert_eq!(args.webhook.settings().log_level, "info");
+        assert_eq!(args.webhook.settings().log_level.as_str(), "info");
         let args = Args::try_parse_from([
             "outband-operator",
             "--sidecar-log-level=info,outband_sidecar=debug",
         ])
         .unwrap();
         assert_eq!(
-            args.webhook.settings().log_level,
+            args.webhook.settings().log_level.as_str(),
             "info,outband_sidecar=debug"
         );
         let error = Args::try_parse_from([

@@ -6,7 +6,7 @@ use crate::args::{LogArgs, LogFormat};
 
 /// Installs the global subscriber.
 pub fn init(args: &LogArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let filter = EnvFilter::try_new(&args.log_filter)?;
+    let filter = EnvFilter::try_new(args.log_filter.as_str())?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -14,14 +14,4 @@ pub fn init(args: &LogArgs) -> Result<(), Box<dyn std::error::Error + Send + Syn
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     }
-}
-
-/// Checks a tracing `EnvFilter` (a level, or comma-separated `target=level` directives), for
-/// flags that pass one on (the sidecar's `--log-level`).
-pub fn parse_log_filter(text: &str) -> Result<String, String> {
-    EnvFilter::try_new(text)
-        .map(|_| text.to_string())
-        .map_err(|err| {
-            format!("{text:?} is not a log filter like info or info,outband_sidecar=debug: {err}")
-        })
 }

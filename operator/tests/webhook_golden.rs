@@ -113,7 +113,7 @@ fn webhook_golden_regular_container_mode() {
 #[test]
 fn the_sidecar_log_level_comes_before_the_extra_arguments() {
     let settings = InjectorSettings {
-        log_level: "info,outband_sidecar=debug".into(),
+        log_level: "info,outband_sidecar=debug".parse().unwrap(),
         extra_args: vec!["--log-format=json".into()],
         ..settings()
     };

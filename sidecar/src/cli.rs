@@ -1,17 +1,14 @@
-//! Command line and environment: every flag has an `OUTBAND_*` variable, so the injection
-//! webhook can set either. See `docs/sidecar.md` for the reference.
+//! Command line and environment: every flag has an `OUTBAND_*` variable. The flags the
+//! injection webhook writes are `outband_crds::command_line`'s groups ([`PodArgs`],
+//! [`WorkloadArgs`], [`LogArgs`]), the same types the webhook renders; the proxy's tuning
+//! flags are here. See `docs/sidecar.md` for the reference.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use std::collections::BTreeSet;
-
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use crate::routes::RouteRules;
-use crate::settings::Settings;
-use crate::token::shape::Limits;
+use outband_crds::command_line::parse_duration;
+pub use outband_crds::command_line::{LogArgs, LogFormat, PodArgs, WorkloadArgs};
 
 /// Outband's sidecar: validates JWT access tokens and enforces subscriptions in front of one
 /// API's app.
@@ -37,25 +34,6 @@ pub enum Command {
     Explain(ExplainArgs),
 }
 
-/// `PRODUCTION` or `SANDBOX`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum KeyTypeArg {
-    /// Production keys.
-    Production,
-    /// Sandbox keys.
-    Sandbox,
-}
-
-impl From<KeyTypeArg> for outband_crds::KeyType {
-    fn from(value: KeyTypeArg) -> Self {
-        match value {
-            KeyTypeArg::Production => outband_crds::KeyType::Production,
-            KeyTypeArg::Sandbox => outband_crds::KeyType::Sandbox,
-        }
-    }
-}
-
 /// How the sidecar talks to the app.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum UpstreamProtocol {
@@ -65,59 +43,12 @@ pub enum UpstreamProtocol {
     H2c,
 }
 
-/// Log line format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Settings that decide on requests (shared by the proxy and `explain`).
-#[derive(Debug, Args, Clone)]
-pub struct DecisionArgs {
-    /// The API this pod serves (the `outband.dev/api` annotation).
-    #[arg(long, env = "OUTBAND_API")]
-    pub api: Option<String>,
-    /// The API's namespace (the pod's namespace). When absent, the config's is accepted.
-    #[arg(long, env = "OUTBAND_API_NAMESPACE")]
-    pub api_namespace: Option<String>,
-    /// Which keys this deployment accepts.
-    #[arg(
-        long,
-        env = "OUTBAND_KEY_TYPE",
-        value_enum,
-        default_value = "PRODUCTION"
-    )]
-    pub key_type: KeyTypeArg,
-    /// Comma-separated KeyManager names to accept (default: every KeyManager in the config).
-    #[arg(long, env = "OUTBAND_KEY_MANAGERS", value_delimiter = ',')]
-    pub key_managers: Vec<String>,
-    /// Per-route scope rules, e.g. `GET /orders/* orders:read; POST /orders orders:write`.
-    #[arg(long, env = "OUTBAND_ROUTE_SCOPES", default_value = "")]
-    pub route_scopes: String,
-    /// Longest accepted token, in bytes.
-    #[arg(long, env = "OUTBAND_MAX_TOKEN_BYTES", default_value_t = 16 * 1024)]
-    pub max_token_bytes: usize,
-}
-
 /// The proxy's settings.
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// Address the proxy listens on.
-    #[arg(long, env = "OUTBAND_LISTEN", default_value = "0.0.0.0:15080")]
-    pub listen: SocketAddr,
-    /// Address of `/livez`, `/readyz` and `/metrics`.
-    #[arg(long, env = "OUTBAND_ADMIN_LISTEN", default_value = "0.0.0.0:15090")]
-    pub admin_listen: SocketAddr,
-    /// The app, as `http://host:port` (normally loopback).
-    #[arg(
-        long,
-        env = "OUTBAND_UPSTREAM",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub upstream: String,
+    /// Ports, the app and the config directory.
+    #[command(flatten)]
+    pub pod: PodArgs,
     /// Protocol towards the app.
     #[arg(
         long,
@@ -126,16 +57,9 @@ pub struct RunArgs {
         default_value = "http1"
     )]
     pub upstream_protocol: UpstreamProtocol,
-    /// The mounted config volume.
-    #[arg(
-        long,
-        env = "OUTBAND_CONFIG_DIR",
-        default_value = "/etc/outband/config"
-    )]
-    pub config_dir: PathBuf,
     /// Decision settings.
     #[command(flatten)]
-    pub decision: DecisionArgs,
+    pub decision: WorkloadArgs,
     /// Realm of `WWW-Authenticate` challenges (default: `<namespace>/<api>`).
     #[arg(long, env = "OUTBAND_REALM")]
     pub realm: Option<String>,
@@ -188,19 +112,9 @@ pub struct RunArgs {
     /// Safety-net poll of the config directory (changes are normally seen at once).
     #[arg(long, env = "OUTBAND_CONFIG_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub config_poll_interval: Duration,
-    /// Log format.
-    #[arg(long, env = "OUTBAND_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
-    /// Log filter, tracing `EnvFilter` syntax: `info`, `debug`, `info,outband_sidecar=debug`
-    /// (refusals are logged at debug). Given twice, the last one wins.
-    #[arg(
-        long,
-        env = "OUTBAND_LOG",
-        default_value = "info",
-        value_parser = parse_log_filter,
-        overrides_with = "log_level"
-    )]
-    pub log_level: String,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// `outband-sidecar explain`.
@@ -211,7 +125,7 @@ pub struct ExplainArgs {
     pub config: PathBuf,
     /// Decision settings (as on the proxy).
     #[command(flatten)]
-    pub decision: DecisionArgs,
+    pub decision: WorkloadArgs,
     /// The token; `-` reads it from standard input.
     #[arg(long, env = "OUTBAND_TOKEN", hide_env_values = true)]
     pub token: String,
@@ -226,76 +140,10 @@ pub struct ExplainArgs {
     pub now: Option<i64>,
 }
 
-impl DecisionArgs {
-    /// The workload settings these flags describe; errors name the flag.
-    pub fn settings(&self) -> Result<Settings, String> {
-        let api = self
-            .api
-            .clone()
-            .filter(|api| !api.is_empty())
-            .ok_or("--api (OUTBAND_API) is required: the API this pod serves")?;
-        let routes = RouteRules::parse(&self.route_scopes).map_err(|err| {
-            format!(
-                "--route-scopes (OUTBAND_ROUTE_SCOPES, annotation {}) {err}",
-                outband_crds::annotations::ROUTE_SCOPES
-            )
-        })?;
-        let key_managers: BTreeSet<String> = self
-            .key_managers
-            .iter()
-            .map(|name| name.trim().to_string())
-            .filter(|name| !name.is_empty())
-            .collect();
-        if self.max_token_bytes < 64 {
-            return Err("--max-token-bytes must be at least 64".into());
-        }
-        Ok(Settings {
-            api_name: api,
-            api_namespace: self.api_namespace.clone().filter(|ns| !ns.is_empty()),
-            key_type: self.key_type.into(),
-            allowed_key_managers: (!key_managers.is_empty()).then_some(key_managers),
-            routes,
-            limits: Limits {
-                max_token_bytes: self.max_token_bytes,
-                ..Limits::default()
-            },
-        })
-    }
-}
-
-/// Checks a tracing `EnvFilter` (a level, or comma-separated `target=level` directives).
-pub fn parse_log_filter(text: &str) -> Result<String, String> {
-    tracing_subscriber::EnvFilter::try_new(text)
-        .map(|_| text.to_string())
-        .map_err(|err| {
-            format!("{text:?} is not a log filter like info or info,outband_sidecar=debug: {err}")
-        })
-}
-
-/// Parses `250ms`, `10s`, `5m`, `1h` or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 250ms, 10s, 5m or 1h"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(value)),
-        "" | "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
-        "h" => Ok(Duration::from_secs(value * 3600)),
-        _ => Err(format!(
-            "{text:?} is not a duration like 250ms, 10s, 5m or 1h"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::Settings;
     use clap::CommandFactory;
 
     #[test]
@@ -304,15 +152,16 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("1d").is_err());
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("-1s").is_err());
+    fn durations_use_the_shared_parser() {
+        let cli = Cli::try_parse_from([
+            "outband-sidecar",
+            "--idle-timeout=1.5s",
+            "--drain-timeout=250ms",
+        ])
+        .unwrap();
+        assert_eq!(cli.run.idle_timeout, Duration::from_millis(1500));
+        assert_eq!(cli.run.drain_timeout, Duration::from_millis(250));
+        assert!(Cli::try_parse_from(["outband-sidecar", "--idle-timeout=1d"]).is_err());
     }
 
     #[test]
@@ -322,21 +171,13 @@ mod tests {
             args.extend_from_slice(extra);
             Cli::try_parse_from(args)
         };
-        assert_eq!(parse(&[]).unwrap().run.log_level, "info");
+        let level = |extra: &[&str]| parse(extra).unwrap().run.log.log_level.to_string();
+        assert_eq!(level(&[]), "info");
         assert_eq!(
-            parse(&["--log-level", "info,outband_sidecar=debug"])
-                .unwrap()
-                .run
-                .log_level,
+            level(&["--log-level", "info,outband_sidecar=debug"]),
             "info,outband_sidecar=debug"
         );
-        assert_eq!(
-            parse(&["--log-level=info", "--log-level=warn"])
-                .unwrap()
-                .run
-                .log_level,
-            "warn"
-        );
+        assert_eq!(level(&["--log-level=info", "--log-level=warn"]), "warn");
         let error = parse(&["--log-level", "outband_sidecar=loud"]).unwrap_err();
         assert!(error.to_string().contains("not a log filter"), "{error}");
     }
@@ -361,9 +202,9 @@ mod tests {
         .unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.run.decision.api.as_deref(), Some("orders"));
-        assert_eq!(cli.run.decision.key_type, KeyTypeArg::Sandbox);
+        assert_eq!(cli.run.decision.key_type, outband_crds::KeyType::Sandbox);
         assert_eq!(cli.run.decision.key_managers, vec!["a", "b"]);
-        let settings = cli.run.decision.settings().unwrap();
+        let settings = Settings::from_args(&cli.run.decision).unwrap();
         assert_eq!(settings.api_namespace.as_deref(), Some("shop"));
         assert!(settings.allows_key_manager("a") && !settings.allows_key_manager("c"));
         assert!(!settings.routes.is_empty());
@@ -372,11 +213,15 @@ mod tests {
     #[test]
     fn settings_errors_name_the_flag() {
         let cli = Cli::try_parse_from(["outband-sidecar"]).unwrap();
-        assert!(cli.run.decision.settings().unwrap_err().contains("--api"));
+        assert!(
+            Settings::from_args(&cli.run.decision)
+                .unwrap_err()
+                .contains("--api")
+        );
         let cli =
             Cli::try_parse_from(["outband-sidecar", "--api", "a", "--route-scopes", "GET /x"])
                 .unwrap();
-        let err = cli.run.decision.settings().unwrap_err();
+        let err = Settings::from_args(&cli.run.decision).unwrap_err();
         assert!(
             err.contains("--route-scopes") && err.contains("outband.dev/route-scopes"),
             "{err}"

@@ -15,11 +15,12 @@ use crate::decision::{self, Decision, FetchedKeys};
 use crate::denial::Denial;
 use crate::policy::Route;
 use crate::routes::normalize;
+use crate::settings::Settings;
 use crate::token::decode_unverified;
 
 /// Runs `explain`, writing the report to `out`. Returns whether the request would be allowed.
 pub fn explain(args: &ExplainArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
-    let settings = args.decision.settings().map_err(|err| anyhow!(err))?;
+    let settings = Settings::from_args(&args.decision).map_err(|err| anyhow!(err))?;
     let token = if args.token == "-" {
         let mut text = String::new();
         std::io::stdin()

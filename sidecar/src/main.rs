@@ -2,6 +2,7 @@
 //! or a tool. Everything else is in the library.
 
 use clap::Parser;
+use outband_crds::command_line::LogFilter;
 use outband_sidecar::cli::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
@@ -20,7 +21,7 @@ fn main() -> std::process::ExitCode {
             }
         }
         None => {
-            init_logging(cli.run.log_format, &cli.run.log_level);
+            init_logging(cli.run.log.log_format, &cli.run.log.log_level);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -42,9 +43,9 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat, filter: &str) {
+fn init_logging(format: LogFormat, filter: &LogFilter) {
     // `--log-level` (or `OUTBAND_LOG`) was checked when the command line was parsed.
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(filter.as_str()).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -19,12 +19,13 @@ use crate::metrics::Metrics;
 use crate::proxy::server::{self, ConnectionLimits, Tracker};
 use crate::proxy::{ForwardSettings, Proxy, Upstream};
 use crate::refresh::{HttpSource, JwksRefresher};
+use crate::settings::Settings;
 
 /// Runs the proxy and admin servers until a termination signal, then drains.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let settings = Arc::new(args.decision.settings().map_err(|err| anyhow!(err))?);
+    let settings = Arc::new(Settings::from_args(&args.decision).map_err(|err| anyhow!(err))?);
     let upstream = Upstream::parse(
-        &args.upstream,
+        &args.pod.upstream,
         args.upstream_protocol == UpstreamProtocol::H2c,
     )
     .map_err(|err| anyhow!(err))?;
@@ -51,27 +52,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.jwks_keys_ttl,
     ));
 
-    let listener = TcpListener::bind(args.listen)
+    let listener = TcpListener::bind(args.pod.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
-    let admin_listener = TcpListener::bind(args.admin_listen)
+        .with_context(|| format!("cannot listen on {} (--listen)", args.pod.listen))?;
+    let admin_listener = TcpListener::bind(args.pod.admin_listen)
         .await
-        .with_context(|| format!("cannot listen on {} (--admin-listen)", args.admin_listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (--admin-listen)",
+                args.pod.admin_listen
+            )
+        })?;
     tracing::info!(
         listen = %listener.local_addr()?,
         admin = %admin_listener.local_addr()?,
-        upstream = %args.upstream,
+        upstream = %args.pod.upstream,
         api = %settings.api_name,
         key_type = settings.key_type.as_str(),
         route_rules = settings.routes.source().rules.len(),
-        config_dir = %args.config_dir.display(),
+        config_dir = %args.pod.config_dir.display(),
         "outband-sidecar started"
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (stop_admin_tx, stop_admin_rx) = watch::channel(false);
     let watcher = ConfigWatcher::new(
-        args.config_dir.clone(),
+        args.pod.config_dir.clone(),
         auth.clone(),
         metrics.clone(),
         args.config_poll_interval,

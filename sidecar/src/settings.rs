@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use outband_crds::KeyType;
+use outband_crds::command_line::WorkloadArgs;
 
 use crate::routes::RouteRules;
 use crate::token::shape::Limits;
@@ -38,6 +39,41 @@ impl Settings {
             routes: RouteRules::default(),
             limits: Limits::default(),
         }
+    }
+
+    /// The settings the workload's flags describe; errors name the flag.
+    pub fn from_args(args: &WorkloadArgs) -> Result<Settings, String> {
+        let api = args
+            .api
+            .clone()
+            .filter(|api| !api.is_empty())
+            .ok_or("--api (OUTBAND_API) is required: the API this pod serves")?;
+        let routes = RouteRules::parse(&args.route_scopes).map_err(|err| {
+            format!(
+                "--route-scopes (OUTBAND_ROUTE_SCOPES, annotation {}) {err}",
+                outband_crds::annotations::ROUTE_SCOPES
+            )
+        })?;
+        let key_managers: BTreeSet<String> = args
+            .key_managers
+            .iter()
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty())
+            .collect();
+        if args.max_token_bytes < 64 {
+            return Err("--max-token-bytes must be at least 64".into());
+        }
+        Ok(Settings {
+            api_name: api,
+            api_namespace: args.api_namespace.clone().filter(|ns| !ns.is_empty()),
+            key_type: args.key_type,
+            allowed_key_managers: (!key_managers.is_empty()).then_some(key_managers),
+            routes,
+            limits: Limits {
+                max_token_bytes: args.max_token_bytes,
+                ..Limits::default()
+            },
+        })
     }
 
     /// Whether this workload accepts tokens of the KeyManager `name`.

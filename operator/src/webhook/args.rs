@@ -88,13 +88,8 @@ pub struct WebhookArgs {
     pub sidecar_native: bool,
     /// Log filter of every sidecar (its `--log-level`; tracing `EnvFilter` syntax, e.g. `info`
     /// or `info,outband_sidecar=debug`, which logs each refusal).
-    #[arg(
-        long,
-        env = "OUTBAND_SIDECAR_LOG_LEVEL",
-        default_value = "info",
-        value_parser = crate::telemetry::parse_log_filter
-    )]
-    pub sidecar_log_level: String,
+    #[arg(long, env = "OUTBAND_SIDECAR_LOG_LEVEL", default_value = "info")]
+    pub sidecar_log_level: outband_crds::command_line::LogFilter,
     /// An extra argument for every sidecar (repeatable), e.g. `--sidecar-extra-arg=--log-format=json`.
     #[arg(long = "sidecar-extra-arg", allow_hyphen_values = true)]
     pub sidecar_extra_args: Vec<String>,

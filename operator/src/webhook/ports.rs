@@ -13,7 +13,7 @@ use outband_crds::annotations as ann;
 
 use super::inject::InjectError;
 use super::settings::{ADMIN_PORT_NAME, InjectorSettings, PROXY_PORT_NAME};
-use super::workload::{AnnotationError, PortRef, WorkloadSettings};
+use super::workload::{AnnotationError, PortRef, WorkloadAnnotations};
 
 /// The outcome of port resolution.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,7 +72,7 @@ fn bad_port(problem: String) -> InjectError {
 /// Resolves the upstream port of `spec` and checks that the sidecar's ports are free.
 pub fn plan(
     spec: &PodSpec,
-    workload: &WorkloadSettings,
+    workload: &WorkloadAnnotations,
     settings: &InjectorSettings,
 ) -> Result<PortPlan, InjectError> {
     let found = match &workload.upstream_port {

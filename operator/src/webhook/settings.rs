@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use outband_crds::command_line::LogFilter;
 
 /// Name of the injected container.
 pub const SIDECAR_CONTAINER: &str = "outband-sidecar";
@@ -38,7 +39,7 @@ pub struct InjectorSettings {
     /// Value written to the `outband.dev/injected` annotation.
     pub injector_version: String,
     /// The sidecar's `--log-level` (tracing `EnvFilter` syntax).
-    pub log_level: String,
+    pub log_level: LogFilter,
     /// Extra arguments appended to the sidecar's command line (e.g. `--log-format=json`).
     pub extra_args: Vec<String>,
 }
@@ -56,7 +57,7 @@ impl Default for InjectorSettings {
             resources: resources("50m", "64Mi", None, Some("128Mi")),
             native_sidecar: true,
             injector_version: env!("CARGO_PKG_VERSION").into(),
-            log_level: "info".into(),
+            log_level: LogFilter::default(),
             extra_args: Vec::new(),
         }
     }

@@ -6,12 +6,17 @@
 //! each optional, so the pod starts before the operator has compiled anything; the sidecar
 //! stays unready until a valid config appears.
 
+use std::net::Ipv4Addr;
+
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapProjection, Container, ContainerPort, EnvVar, EnvVarSource,
     HTTPGetAction, ObjectFieldSelector, Probe, ProjectedVolumeSource, SeccompProfile,
     SecurityContext, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use outband_crds::command_line::{
+    DEFAULT_MAX_TOKEN_BYTES, POD_NAMESPACE_REFERENCE, PodArgs, SidecarCommandLine, WorkloadArgs,
+};
 use outband_crds::sidecar_config::bundle::{MAX_SHARDS, configmap_name};
 
 use super::ports::PortPlan;
@@ -19,36 +24,34 @@ use super::settings::{
     ADMIN_PORT_NAME, CONFIG_MOUNT_PATH, CONFIG_VOLUME, InjectorSettings, SIDECAR_CONTAINER,
     SIDECAR_UID,
 };
-use super::workload::WorkloadSettings;
+use super::workload::WorkloadAnnotations;
 
-/// The sidecar's command-line arguments (see `outband-sidecar --help`).
-pub fn args(
-    workload: &WorkloadSettings,
+/// The sidecar's command line (see `outband-sidecar --help`): the typed contract of
+/// `outband_crds::command_line`, which the sidecar parses with the same types.
+pub fn command_line(
+    workload: &WorkloadAnnotations,
     ports: &PortPlan,
     settings: &InjectorSettings,
-) -> Vec<String> {
-    let mut args = vec![
-        format!("--listen=0.0.0.0:{}", settings.proxy_port),
-        format!("--upstream=http://127.0.0.1:{}", ports.upstream),
-        format!("--admin-listen=0.0.0.0:{}", settings.admin_port),
-        format!("--config-dir={CONFIG_MOUNT_PATH}"),
-        format!("--api={}", workload.api),
-        "--api-namespace=$(POD_NAMESPACE)".to_string(),
-        format!("--key-type={}", workload.key_type),
-    ];
-    if !workload.key_managers.is_empty() {
-        args.push(format!(
-            "--key-managers={}",
-            workload.key_managers.join(",")
-        ));
+) -> SidecarCommandLine {
+    SidecarCommandLine {
+        pod: PodArgs {
+            listen: (Ipv4Addr::UNSPECIFIED, settings.proxy_port).into(),
+            admin_listen: (Ipv4Addr::UNSPECIFIED, settings.admin_port).into(),
+            upstream: format!("http://127.0.0.1:{}", ports.upstream),
+            config_dir: CONFIG_MOUNT_PATH.into(),
+        },
+        workload: WorkloadArgs {
+            api: Some(workload.api.clone()),
+            api_namespace: Some(POD_NAMESPACE_REFERENCE.into()),
+            key_type: workload.key_type,
+            key_managers: workload.key_managers.clone(),
+            route_scopes: workload.route_scopes.clone().unwrap_or_default(),
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+        },
+        log_level: settings.log_level.clone(),
+        // Last, so that an extra `--log-level` wins (the sidecar takes the last one).
+        extra: settings.extra_args.clone(),
     }
-    if let Some(rules) = &workload.route_scopes {
-        args.push(format!("--route-scopes={rules}"));
-    }
-    args.push(format!("--log-level={}", settings.log_level));
-    // Last, so that an extra `--log-level` wins (the sidecar takes the last one).
-    args.extend(settings.extra_args.iter().cloned());
-    args
 }
 
 fn probe(path: &str, period: i32, failures: i32) -> Probe {
@@ -81,7 +84,7 @@ fn field_env(name: &str, path: &str) -> EnvVar {
 
 /// The sidecar container.
 pub fn container(
-    workload: &WorkloadSettings,
+    workload: &WorkloadAnnotations,
     ports: &PortPlan,
     settings: &InjectorSettings,
 ) -> Container {
@@ -95,7 +98,7 @@ pub fn container(
         name: SIDECAR_CONTAINER.into(),
         image: Some(settings.image.clone()),
         image_pull_policy: Some(settings.image_pull_policy.clone()),
-        args: Some(args(workload, ports, settings)),
+        args: Some(command_line(workload, ports, settings).to_args()),
         env: Some(vec![
             field_env("POD_NAMESPACE", "metadata.namespace"),
             field_env("POD_NAME", "metadata.name"),

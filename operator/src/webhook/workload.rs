@@ -3,17 +3,18 @@
 
 use std::collections::BTreeMap;
 
+use outband_crds::KeyType;
 use outband_crds::annotations as ann;
 
 use outband_crds::route_scopes::parse_route_scopes;
 
-/// The validated per-workload settings.
+/// A workload's `outband.dev/*` annotations, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WorkloadSettings {
+pub struct WorkloadAnnotations {
     /// `outband.dev/api`.
     pub api: String,
-    /// `outband.dev/key-type`: `PRODUCTION` or `SANDBOX`.
-    pub key_type: &'static str,
+    /// `outband.dev/key-type`: `PRODUCTION` (the default) or `SANDBOX`.
+    pub key_type: KeyType,
     /// `outband.dev/key-managers`; empty means every enabled KeyManager.
     pub key_managers: Vec<String>,
     /// `outband.dev/upstream-port`, when given.
@@ -52,7 +53,9 @@ fn bad(annotation: &'static str, problem: impl Into<String>) -> AnnotationError 
 }
 
 /// Reads the annotations of a pod (or pod template).
-pub fn parse(annotations: &BTreeMap<String, String>) -> Result<WorkloadSettings, AnnotationError> {
+pub fn parse(
+    annotations: &BTreeMap<String, String>,
+) -> Result<WorkloadAnnotations, AnnotationError> {
     let get = |key: &str| annotations.get(key).map(|v| v.trim());
 
     let api = match get(ann::API) {
@@ -77,8 +80,8 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<WorkloadSettings,
     };
 
     let key_type = match get(ann::KEY_TYPE) {
-        None | Some("PRODUCTION") => "PRODUCTION",
-        Some("SANDBOX") => "SANDBOX",
+        None | Some("PRODUCTION") => KeyType::Production,
+        Some("SANDBOX") => KeyType::Sandbox,
         Some(other) => {
             return Err(bad(
                 ann::KEY_TYPE,
@@ -116,7 +119,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<WorkloadSettings,
         )?,
     };
 
-    Ok(WorkloadSettings {
+    Ok(WorkloadAnnotations {
         api,
         key_type,
         key_managers,
@@ -225,7 +228,7 @@ mod tests {
     fn only_the_api_is_required() {
         let settings = parse(&annotations(&[(ann::API, "orders")])).unwrap();
         assert_eq!(settings.api, "orders");
-        assert_eq!(settings.key_type, "PRODUCTION");
+        assert_eq!(settings.key_type, KeyType::Production);
         assert!(settings.key_managers.is_empty());
         assert_eq!(settings.upstream_port, None);
         assert_eq!(settings.route_scopes, None);
@@ -245,7 +248,7 @@ mod tests {
             (ann::ALLOWED_SUBSCRIBER_NAMESPACES, "shop,billing"),
         ]))
         .unwrap();
-        assert_eq!(settings.key_type, "SANDBOX");
+        assert_eq!(settings.key_type, KeyType::Sandbox);
         assert_eq!(settings.key_managers, ["auth0", "entra"]);
         assert_eq!(settings.upstream_port, Some(PortRef::Number(8080)));
         assert_eq!(
