@@ -83,6 +83,9 @@ pub struct OidcOptions {
     pub port: u16,
     /// One stderr line per HTTP request the provider serves (method, path, status).
     pub log_requests: bool,
+    /// The RS256 signing key, as a private JWK (`n`, `e`, `d`, `p`, `q`, …); `None`
+    /// generates an RSA-2048 key. For keys too slow to generate in a test (9216 bits).
+    pub rs256_key: Option<Value>,
 }
 
 impl Default for OidcOptions {
@@ -100,6 +103,7 @@ impl Default for OidcOptions {
             old_key_retention_secs: 0,
             port: 0,
             log_requests: false,
+            rs256_key: None,
         }
     }
 }
@@ -165,6 +169,9 @@ impl OidcProvider {
             process: None,
             http: http_client()?,
         };
+        if let Some(jwk) = &provider.options.rs256_key {
+            write_signing_key(provider.state.path(), jwk)?;
+        }
         provider.launch().await?;
         Ok(provider)
     }
@@ -620,6 +627,32 @@ fn write_clients(dir: &Path, clients: &[OidcClient], options: &OidcOptions) -> a
     let list: Vec<Value> = clients.iter().map(|c| client_json(c, options)).collect();
     let path = dir.join("clients.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&list)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes `keys.json` with `jwk` (a private RSA JWK) as the RS256 signing key, under its
+/// RFC 7638 thumbprint as `kid` (what the provider itself would use).
+fn write_signing_key(dir: &Path, jwk: &Value) -> anyhow::Result<()> {
+    use sha2::Digest;
+    let member = |name: &str| {
+        jwk[name]
+            .as_str()
+            .with_context(|| format!("OidcOptions::rs256_key has no {name:?}"))
+    };
+    let canonical = format!(
+        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+        member("e")?,
+        member("n")?
+    );
+    let kid = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(canonical.as_bytes()));
+    let mut key = jwk.clone();
+    key["kty"] = json!("RSA");
+    key["kid"] = json!(kid);
+    key["alg"] = json!("RS256");
+    key["use"] = json!("sig");
+    let keys = json!({"keys": [{"jwk": key, "status": "signing", "retired_at": null, "expires_at": null}]});
+    let path = dir.join("keys.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&keys)?)
         .with_context(|| format!("writing {}", path.display()))
 }
 

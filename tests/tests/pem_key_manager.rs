@@ -6,12 +6,10 @@
 mod operator_common;
 mod sidecar_common;
 
-use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use operator_common::{Cluster, Operator, binding_spec};
-use outband_tests::kubelet::AtomicVolume;
 use rcgen::{CertificateParams, KeyPair, PKCS_ECDSA_P256_SHA256};
 use serde_json::json;
 
@@ -100,24 +98,10 @@ async fn the_issuers_tokens_are_accepted_whatever_their_kid_and_no_other_key_is(
     assert_eq!(published.jwks_refresh, None, "pinned: no JWKS source");
 
     // The ConfigMaps' files, as the kubelet lays them out in the pod's volume.
-    let mut files = BTreeMap::new();
-    for configmap in cluster
-        .configmaps(sidecar_common::NAMESPACE, sidecar_common::API)
-        .await
-        .unwrap()
-        .into_values()
-    {
-        for (name, text) in configmap.data.into_iter().flatten() {
-            files.insert(name, text.into_bytes());
-        }
-        for (name, bytes) in configmap.binary_data.into_iter().flatten() {
-            files.insert(name, bytes.0);
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
-    AtomicVolume::new(dir.path())
-        .unwrap()
-        .write(&files)
+    cluster
+        .write_config_volume(sidecar_common::NAMESPACE, sidecar_common::API, dir.path())
+        .await
         .unwrap();
     let app = sidecar_common::TestApp::start().await;
     let sidecar = sidecar_common::Sidecar::start(dir.path(), app.port(), &[]).await;

@@ -295,6 +295,27 @@ impl Cluster {
             .collect())
     }
 
+    /// Lays `api`'s ConfigMaps out in `dir` as the kubelet does in the pod's projected
+    /// volume (atomic `..data` swap), for a real sidecar to read.
+    pub async fn write_config_volume(
+        &self,
+        namespace: &str,
+        api: &str,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        let mut files = BTreeMap::new();
+        for configmap in self.configmaps(namespace, api).await?.into_values() {
+            for (name, text) in configmap.data.into_iter().flatten() {
+                files.insert(name, text.into_bytes());
+            }
+            for (name, bytes) in configmap.binary_data.into_iter().flatten() {
+                files.insert(name, bytes.0);
+            }
+        }
+        outband_tests::kubelet::AtomicVolume::new(dir)?.write(&files)?;
+        Ok(())
+    }
+
     /// The sidecar config of `api`, read and verified the way the sidecar reads it; `None`
     /// while there is no complete bundle.
     pub async fn sidecar_config(
