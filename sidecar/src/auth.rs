@@ -146,7 +146,7 @@ impl Authenticator {
     ) -> Result<Identity, Denial> {
         let started = Instant::now();
         let mut cache_hit = false;
-        let result = self.decide(headers, route, &mut cache_hit).await;
+        let result = self.decide_request(headers, route, &mut cache_hit).await;
         self.metrics
             .auth_time(cache_hit, started.elapsed().as_secs_f64());
         match &result {
@@ -166,7 +166,7 @@ impl Authenticator {
         result
     }
 
-    async fn decide(
+    async fn decide_request(
         &self,
         headers: &HeaderMap,
         route: Option<Route<'_>>,
