@@ -3,13 +3,14 @@
 //!
 //! Pure core, thin I/O shell:
 //! - pure: [`keys`] (JWKS/PEM checks), [`discovery`], [`fetch::address`] and
-//!   [`fetch::cache_control`], [`index`] (the cluster as the operator knows it),
-//!   [`config::compile`] (the config compiler), [`config::configmaps`] (the write plan),
-//!   [`key_manager::state`] and [`key_manager::report`], [`binding::status`],
-//!   [`conditions`];
-//! - I/O: [`fetch::client`], [`watch`], the controllers ([`key_manager::controller`],
-//!   [`binding::controller`], [`config::writer`]) wired by [`controllers`], and the
-//!   process ([`runtime`], [`operator`]).
+//!   [`fetch::cache_control`], [`index`] (the cluster as the operator knows it: the single
+//!   source of truth), [`config::compile`] (the config compiler), [`config::configmaps`]
+//!   (the write plan), [`key_manager::state`] and [`key_manager::report`],
+//!   [`binding::status`], [`conditions`];
+//! - I/O: [`fetch::client`], [`watch`] (the watches that feed the index), the controllers
+//!   ([`key_manager::controller`], [`binding::controller`], [`config::controller`]), each
+//!   driven by the one work queue and retry policy of [`runtime::queue`] and wired by
+//!   [`controllers`], and the process ([`runtime`], [`operator`]).
 
 pub mod args;
 pub mod binding;
@@ -17,9 +18,12 @@ pub mod conditions;
 pub mod config;
 pub mod context;
 pub mod controllers;
+pub mod crypto;
 pub mod discovery;
 pub mod error;
 pub mod fetch;
+#[cfg(test)]
+pub mod fixtures;
 pub mod index;
 pub mod key_manager;
 pub mod keys;
@@ -27,7 +31,6 @@ pub mod metrics;
 pub mod operator;
 pub mod runtime;
 pub mod telemetry;
-pub mod tls;
 pub mod watch;
 pub mod webhook;
 

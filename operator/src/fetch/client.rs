@@ -279,7 +279,7 @@ impl Fetcher {
 }
 
 fn build_client(settings: &FetchSettings, key: &ClientKey) -> Result<reqwest::Client, FetchError> {
-    crate::tls::install_crypto_provider();
+    crate::crypto::install_provider();
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .https_only(false)
@@ -737,7 +737,7 @@ mod tests {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-        crate::tls::install_crypto_provider();
+        crate::crypto::install_provider();
         let material = crate::webhook::tls::pki::create(
             &["localhost".to_string()],
             std::time::SystemTime::now(),
