@@ -201,7 +201,6 @@ impl Fetcher {
     pub async fn get(&self, target: &Target) -> Result<Fetched, FetchError> {
         let url = check_url(&target.url, target.allow_loopback)?;
         let client = self.client(target)?;
-        let host = url.host_str().unwrap_or_default().to_string();
         let response = client
             .get(url.clone())
             .header(
@@ -210,7 +209,7 @@ impl Fetcher {
             )
             .send()
             .await
-            .map_err(|e| classify(&e, &target.url, &host, target.timeout))?;
+            .map_err(|e| classify(&e, &target.url, target.timeout))?;
         let status = response.status();
         if !status.is_success() {
             return Err(FetchError::Status {
@@ -242,7 +241,7 @@ impl Fetcher {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| classify(&e, &target.url, &host, target.timeout))?
+            .map_err(|e| classify(&e, &target.url, target.timeout))?
         {
             if body.len() + chunk.len() > limit {
                 return Err(FetchError::TooLarge {
@@ -370,6 +369,14 @@ struct GuardedResolver {
     allow_loopback: bool,
 }
 
+/// The resolver's error when a name cannot be resolved.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve {host}: {source}")]
+struct NameNotResolved {
+    host: String,
+    source: std::io::Error,
+}
+
 /// The resolver's error when every address of a name is refused.
 #[derive(Debug, thiserror::Error)]
 #[error("{host} resolves only to refused addresses ({refusal})")]
@@ -383,8 +390,11 @@ impl Resolve for GuardedResolver {
         let allow_loopback = self.allow_loopback;
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let resolved = tokio::net::lookup_host((host.clone(), 0)).await;
+            let addrs: Vec<SocketAddr> = match resolved {
+                Ok(addrs) => addrs.collect(),
+                Err(source) => return Err(Box::new(NameNotResolved { host, source }) as _),
+            };
             let mut refusal = None;
             let allowed: Vec<SocketAddr> = addrs
                 .into_iter()
@@ -404,13 +414,19 @@ impl Resolve for GuardedResolver {
     }
 }
 
-fn classify(error: &reqwest::Error, url: &str, host: &str, timeout: Duration) -> FetchError {
+fn classify(error: &reqwest::Error, url: &str, timeout: Duration) -> FetchError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = source {
         if let Some(refused) = cause.downcast_ref::<AddressRefused>() {
             return FetchError::AddressRefused {
                 host: refused.host.clone(),
                 refusal: refused.refusal.to_string(),
+            };
+        }
+        if let Some(unresolved) = cause.downcast_ref::<NameNotResolved>() {
+            return FetchError::Dns {
+                host: unresolved.host.clone(),
+                message: unresolved.source.to_string(),
             };
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>()
@@ -435,16 +451,9 @@ fn classify(error: &reqwest::Error, url: &str, host: &str, timeout: Duration) ->
             message,
         }
     } else if error.is_connect() {
-        if message.contains("dns error") || message.contains("failed to lookup") {
-            FetchError::Dns {
-                host: host.to_string(),
-                message,
-            }
-        } else {
-            FetchError::Connect {
-                url: url.to_string(),
-                message,
-            }
+        FetchError::Connect {
+            url: url.to_string(),
+            message,
         }
     } else if error.is_body() || error.is_decode() {
         FetchError::Body {
@@ -633,6 +642,20 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(error.reason(), "AddressRefused", "{error}");
+    }
+
+    #[tokio::test]
+    async fn names_that_do_not_resolve_are_dns_failures() {
+        // `.invalid` never resolves (RFC 6761).
+        let error = fetcher(1024)
+            .get(&target("https://outband-test.invalid/jwks".into(), false))
+            .await
+            .unwrap_err();
+        assert_eq!(error.reason(), "DnsFailed", "{error}");
+        assert!(
+            error.to_string().contains("outband-test.invalid"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
