@@ -224,6 +224,22 @@ mod tests {
     }
 
     #[test]
+    fn a_status_is_read_as_typed_and_anything_else_is_unknown() {
+        let condition = |status: &str| Condition {
+            type_: "Ready".into(),
+            status: status.into(),
+            reason: "R".into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: Time(at(1)),
+        };
+        assert_eq!(Status::of(&condition("True")), Status::True);
+        assert_eq!(Status::of(&condition("False")), Status::False);
+        assert_eq!(Status::of(&condition("Unknown")), Status::Unknown);
+        assert_eq!(Status::of(&condition("true")), Status::Unknown);
+    }
+
+    #[test]
     fn long_messages_are_cut() {
         let merged = merge(
             &[],

@@ -308,3 +308,38 @@ pub async fn feed<K: Indexed>(
     }
     tracing::error!(watch = K::WATCH, "watch stream ended");
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::index::tests::simple_binding;
+
+    fn guarded(value: serde_json::Value) -> DeserializeGuard<OAuthAppBinding> {
+        serde_json::from_value(value).expect("a guard reads any object with metadata")
+    }
+
+    #[test]
+    fn a_binding_that_cannot_be_read_is_left_out_as_if_deleted() {
+        let mut index = Index::new();
+        let good = simple_binding("shop", "app", 1, "idp", "client-a", "orders");
+        let applied = guarded(serde_json::to_value(&good).unwrap()).apply(&mut index);
+        assert!(applied.bindings.contains(&ObjectKey::new("shop", "app")));
+
+        let broken = guarded(json!({
+            "apiVersion": "outband.dev/v1alpha1", "kind": "OAuthAppBinding",
+            "metadata": {"name": "app", "namespace": "shop"},
+            "spec": {"keyManager": 42},
+        }));
+        assert!(broken.0.is_err());
+        assert_eq!(broken.key(), Some(ObjectKey::new("shop", "app")));
+        let changes = broken.apply(&mut index);
+        assert!(index.binding(&ObjectKey::new("shop", "app")).is_none());
+        assert!(
+            changes
+                .apis
+                .contains(&crate::index::tests::api("shop", "orders"))
+        );
+    }
+}
