@@ -84,8 +84,8 @@ pub struct LeaderArgs {
 #[derive(clap::Args, Clone, Debug)]
 #[command(next_help_heading = "Controllers")]
 pub struct ControllerArgs {
-    /// Recompile every API and recheck every binding this often, even without changes
-    /// (writes happen only when something differs).
+    /// Recompile every API and recheck every binding this often after its last
+    /// reconcile, even without changes (writes happen only when something differs).
     #[arg(long, env = "OUTBAND_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub resync_interval: Duration,
     /// Wait this long after a change before compiling, to batch bursts of changes.
@@ -95,12 +95,13 @@ pub struct ControllerArgs {
     /// spec and Cache-Control say.
     #[arg(long, env = "OUTBAND_MAX_REFRESH_INTERVAL", value_parser = parse_duration)]
     pub max_refresh_interval: Option<Duration>,
-    /// First retry delay after a failed key refresh (doubles per failure).
-    #[arg(long, env = "OUTBAND_REFRESH_BACKOFF_INITIAL", default_value = "2s", value_parser = parse_duration)]
-    pub refresh_backoff_initial: Duration,
-    /// Longest retry delay after failed key refreshes.
-    #[arg(long, env = "OUTBAND_REFRESH_BACKOFF_MAX", default_value = "5m", value_parser = parse_duration)]
-    pub refresh_backoff_max: Duration,
+    /// First retry delay after a failure (a key refresh or a Kubernetes request), doubling
+    /// per consecutive failure.
+    #[arg(long, alias = "refresh-backoff-initial", env = "OUTBAND_BACKOFF_INITIAL", default_value = "2s", value_parser = parse_duration)]
+    pub backoff_initial: Duration,
+    /// Longest retry delay after consecutive failures.
+    #[arg(long, alias = "refresh-backoff-max", env = "OUTBAND_BACKOFF_MAX", default_value = "5m", value_parser = parse_duration)]
+    pub backoff_max: Duration,
     /// Largest discovery document or JWKS accepted, in bytes.
     #[arg(long, env = "OUTBAND_MAX_RESPONSE_BYTES", default_value_t = 1024 * 1024)]
     pub max_response_bytes: usize,
@@ -114,6 +115,9 @@ pub struct ControllerArgs {
     /// Binding statuses written at the same time.
     #[arg(long, env = "OUTBAND_BINDING_CONCURRENCY", default_value_t = 8)]
     pub binding_concurrency: u16,
+    /// APIs whose config is compiled and written at the same time.
+    #[arg(long, env = "OUTBAND_CONFIG_CONCURRENCY", default_value_t = 4)]
+    pub config_concurrency: u16,
 }
 
 #[cfg(test)]
@@ -157,6 +161,18 @@ mod tests {
         ])
         .unwrap_err();
         assert!(error.to_string().contains("not a log filter"), "{error}");
+    }
+
+    #[test]
+    fn the_backoff_flags_keep_their_former_names() {
+        let args = Args::try_parse_from([
+            "outband-operator",
+            "--refresh-backoff-initial=200ms",
+            "--backoff-max=1s",
+        ])
+        .unwrap();
+        assert_eq!(args.controllers.backoff_initial, Duration::from_millis(200));
+        assert_eq!(args.controllers.backoff_max, Duration::from_secs(1));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Status conditions (metav1.Condition): building them and telling what changed.
+//! Status conditions (metav1.Condition): building them and telling what changed, with the
+//! condition status typed ([`Status`]) rather than compared as text.
 //!
 //! `lastTransitionTime` only moves when a condition's status changes, so recomputing a
 //! status that did not change gives an equal value and no write.
@@ -39,6 +40,44 @@ impl Status {
             Status::Unknown => "Unknown",
         }
     }
+
+    /// The status of a condition as written (anything but `True` or `False` is `Unknown`).
+    pub fn of(condition: &Condition) -> Status {
+        match condition.status.as_str() {
+            "True" => Status::True,
+            "False" => Status::False,
+            _ => Status::Unknown,
+        }
+    }
+}
+
+/// What is remembered of a condition already written: enough to keep its
+/// `lastTransitionTime` and to tell transitions, without its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// `type`.
+    pub type_: String,
+    /// `status`.
+    pub status: Status,
+    /// `reason`.
+    pub reason: String,
+    /// `lastTransitionTime`.
+    pub last_transition_time: Time,
+}
+
+impl Observed {
+    /// The conditions of a status as written.
+    pub fn all(conditions: &[Condition]) -> Vec<Observed> {
+        conditions
+            .iter()
+            .map(|c| Observed {
+                type_: c.type_.clone(),
+                status: Status::of(c),
+                reason: c.reason.clone(),
+                last_transition_time: c.last_transition_time.clone(),
+            })
+            .collect()
+    }
 }
 
 impl Desired {
@@ -64,7 +103,7 @@ const MAX_MESSAGE: usize = 32 * 1024;
 /// Builds the conditions from `desired`, keeping each previous `lastTransitionTime` whose
 /// status did not change. Conditions not in `desired` are dropped.
 pub fn merge(
-    previous: &[Condition],
+    previous: &[Observed],
     desired: Vec<Desired>,
     generation: Option<i64>,
     now: Timestamp,
@@ -72,10 +111,9 @@ pub fn merge(
     desired
         .into_iter()
         .map(|d| {
-            let status = d.status.as_str();
             let last_transition_time = previous
                 .iter()
-                .find(|p| p.type_ == d.type_ && p.status == status)
+                .find(|p| p.type_ == d.type_ && p.status == d.status)
                 .map(|p| p.last_transition_time.clone())
                 .unwrap_or(Time(now));
             let mut message = d.message;
@@ -89,7 +127,7 @@ pub fn merge(
             }
             Condition {
                 type_: d.type_.to_string(),
-                status: status.to_string(),
+                status: d.status.as_str().to_string(),
                 reason: d.reason,
                 message,
                 observed_generation: generation,
@@ -100,12 +138,12 @@ pub fn merge(
 }
 
 /// The conditions of `new` whose status or reason differs from `previous` (or that are new).
-pub fn transitions<'a>(previous: &[Condition], new: &'a [Condition]) -> Vec<&'a Condition> {
+pub fn transitions<'a>(previous: &[Observed], new: &'a [Condition]) -> Vec<&'a Condition> {
     new.iter()
         .filter(|n| {
             !previous
                 .iter()
-                .any(|p| p.type_ == n.type_ && p.status == n.status && p.reason == n.reason)
+                .any(|p| p.type_ == n.type_ && p.status == Status::of(n) && p.reason == n.reason)
         })
         .collect()
 }
@@ -132,7 +170,7 @@ mod tests {
             at(100),
         );
         let second = merge(
-            &first,
+            &Observed::all(&first),
             vec![Desired::new("Ready", Status::True, "Ready", "still ok")],
             Some(2),
             at(200),
@@ -140,7 +178,7 @@ mod tests {
         assert_eq!(second[0].last_transition_time, Time(at(100)));
         assert_eq!(second[0].observed_generation, Some(2));
         let third = merge(
-            &second,
+            &Observed::all(&second),
             vec![Desired::new("Ready", Status::False, "Broken", "no")],
             Some(2),
             at(300),
@@ -152,7 +190,10 @@ mod tests {
     fn recomputing_an_unchanged_status_gives_an_equal_value() {
         let desired = || vec![Desired::new("Ready", Status::True, "Ready", "ok")];
         let first = merge(&[], desired(), Some(1), at(100));
-        assert_eq!(merge(&first, desired(), Some(1), at(500)), first);
+        assert_eq!(
+            merge(&Observed::all(&first), desired(), Some(1), at(500)),
+            first
+        );
     }
 
     #[test]
@@ -167,7 +208,7 @@ mod tests {
             at(1),
         );
         let new = merge(
-            &old,
+            &Observed::all(&old),
             vec![
                 Desired::new("Ready", Status::True, "Ready", "ok, new message"),
                 Desired::new("KeysLoaded", Status::False, "RefreshFailed", "down"),
@@ -175,11 +216,27 @@ mod tests {
             None,
             at(2),
         );
-        let changed: Vec<_> = transitions(&old, &new)
+        let changed: Vec<_> = transitions(&Observed::all(&old), &new)
             .iter()
             .map(|c| c.type_.as_str())
             .collect();
         assert_eq!(changed, ["KeysLoaded"]);
+    }
+
+    #[test]
+    fn a_status_is_read_as_typed_and_anything_else_is_unknown() {
+        let condition = |status: &str| Condition {
+            type_: "Ready".into(),
+            status: status.into(),
+            reason: "R".into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: Time(at(1)),
+        };
+        assert_eq!(Status::of(&condition("True")), Status::True);
+        assert_eq!(Status::of(&condition("False")), Status::False);
+        assert_eq!(Status::of(&condition("Unknown")), Status::Unknown);
+        assert_eq!(Status::of(&condition("true")), Status::Unknown);
     }
 
     #[test]

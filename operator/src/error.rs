@@ -1,5 +1,6 @@
-//! The operator's errors. Every variant has a stable [`Error::reason`], used as the
-//! `reason` label of the error metrics and in Events.
+//! The operator's errors. Every variant has a stable [`Error::reason`], its category: the
+//! `reason` label of the error metrics and the reason of the Warning Event a failed
+//! reconcile publishes on its object.
 
 use outband_crds::sidecar_config::bundle::BundleError;
 
@@ -26,9 +27,9 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
-    /// An object lacks a field every object has (name, namespace).
-    #[error("object has no {0}")]
-    MissingField(&'static str),
+    /// A reconcile panicked (a bug); it is retried like any failure.
+    #[error("the reconcile panicked")]
+    Panicked,
 }
 
 impl Error {
@@ -48,6 +49,11 @@ impl Error {
     /// The reasons of a config that cannot be encoded (the config writer only).
     pub const CONFIG_REASONS: [&'static str; 2] = ["ConfigTooLarge", "ConfigEncoding"];
 
+    /// Whether the object the request was about does not exist (any more).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Kube(kube::Error::Api(status)) if status.code == 404)
+    }
+
     /// A stable, machine-readable name.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -66,7 +72,7 @@ impl Error {
             Error::LeaderElection(_) => "LeaderElection",
             Error::LeadershipLost => "LeadershipLost",
             Error::Admin { .. } => "AdminServer",
-            Error::MissingField(_) => "MissingField",
+            Error::Panicked => "Panicked",
         }
     }
 }

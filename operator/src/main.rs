@@ -23,12 +23,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tasks.spawn("controllers", operator.controllers().await?);
     tasks.spawn(
         "webhook",
-        webhook::args::run(
+        webhook::server::run(
             args.webhook,
             operator.client(),
             operator.metrics().registry().clone(),
             operator.readiness(),
-            operator.shutdown_signal().wait(),
+            operator.cancellation(),
         ),
     );
     tasks.run(grace).await?;

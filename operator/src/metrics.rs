@@ -17,25 +17,23 @@ use crate::key_manager::source::SourceError;
 
 const NAMESPACE: &str = "outband_operator";
 
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// Outcomes of `config_compilations_total`.
 pub const COMPILATION_OUTCOMES: [&str; 5] =
     ["changed", "unchanged", "deferred", "not_served", "error"];
 
 /// The `reason`s each controller's reconciles can fail with.
 fn reconcile_error_reasons() -> [(&'static str, Vec<&'static str>); 3] {
-    let api = Error::API_REASONS.to_vec();
+    let mut api = Error::API_REASONS.to_vec();
+    api.push(Error::Panicked.reason());
     let with = |extra: &[&'static str]| api.iter().chain(extra).copied().collect::<Vec<_>>();
     [
+        (crate::key_manager::controller::CONTROLLER, with(&[])),
+        (crate::binding::controller::CONTROLLER, with(&[])),
         (
-            crate::key_manager::controller::CONTROLLER,
-            with(&["MissingField"]),
-        ),
-        (
-            crate::binding::controller::CONTROLLER,
-            with(&["MissingField"]),
-        ),
-        (
-            crate::config::writer::CONTROLLER,
+            crate::config::controller::CONTROLLER,
             with(&Error::CONFIG_REASONS),
         ),
     ]
@@ -288,6 +286,14 @@ impl Metrics {
         self.reconcile_errors
             .with_label_values(&[controller, reason])
             .inc();
+    }
+
+    /// Failed reconciles of `controller` with `reason` so far.
+    #[cfg(test)]
+    pub fn reconcile_errors_of(&self, controller: &str, reason: &str) -> u64 {
+        self.reconcile_errors
+            .with_label_values(&[controller, reason])
+            .get()
     }
 
     /// Records binding `key`'s state (`None` when it is gone).

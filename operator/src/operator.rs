@@ -1,20 +1,21 @@
 //! The operator process's shared parts, built once in `main`: the Kubernetes client,
-//! metrics, readiness, the shutdown signal, and the controllers' context. `main` then spawns
-//! one task per server (admin, controllers, and the injection webhook).
+//! metrics, readiness, the cancellation every task stops on, and the controllers' context.
+//! `main` then spawns one task per server (admin, controllers, and the injection webhook).
 
 use std::sync::Arc;
 
 use kube::Client;
+use tokio_util::sync::CancellationToken;
 
 use crate::args::Args;
 use crate::context::Context;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::runtime::Tasks;
-use crate::runtime::admin::{self, AdminState};
+use crate::runtime::admin;
+use crate::runtime::http::{self, ServerOptions};
 use crate::runtime::leader::{self, Leadership};
 use crate::runtime::readiness::Readiness;
-use crate::runtime::shutdown::{Shutdown, ShutdownSignal};
 use crate::{controllers, watch};
 
 /// The process's shared parts.
@@ -23,13 +24,13 @@ pub struct Operator {
     client: Client,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
-    shutdown: Shutdown,
+    cancel: CancellationToken,
 }
 
 impl Operator {
     /// Connects to the cluster (KUBECONFIG or in-cluster).
     pub async fn connect(args: Args) -> Result<Operator, Error> {
-        crate::tls::install_crypto_provider();
+        crate::crypto::install_provider();
         let client = Client::try_default().await?;
         let readiness = Arc::new(Readiness::new(&readiness_items(&args)));
         Ok(Operator {
@@ -37,7 +38,7 @@ impl Operator {
             client,
             metrics: Arc::new(Metrics::new()),
             readiness,
-            shutdown: Shutdown::new(),
+            cancel: CancellationToken::new(),
         })
     }
 
@@ -56,29 +57,31 @@ impl Operator {
         self.metrics.clone()
     }
 
-    /// The signal every task stops on.
-    pub fn shutdown_signal(&self) -> ShutdownSignal {
-        self.shutdown.signal()
+    /// The token every task stops on.
+    pub fn cancellation(&self) -> CancellationToken {
+        self.cancel.clone()
     }
 
-    /// An empty task set bound to this process's shutdown.
+    /// An empty task set bound to this process's cancellation.
     pub fn tasks(&self) -> Tasks {
-        Tasks::new(self.shutdown.clone())
+        Tasks::new(self.cancel.clone())
     }
 
-    /// The admin server task (binds its address now).
+    /// The admin server task (binds its address now, so that a bad one fails at start-up).
     pub async fn admin_server(
         &self,
     ) -> Result<impl Future<Output = Result<(), Error>> + Send + 'static, Error> {
-        admin::bind(
-            self.args.admin.admin_listen,
-            Arc::new(AdminState {
-                metrics: self.metrics.clone(),
-                readiness: self.readiness.clone(),
-            }),
-            self.shutdown.signal(),
-        )
-        .await
+        let address = self.args.admin.admin_listen;
+        let listener = http::bind(address)
+            .await
+            .map_err(|source| Error::Admin { address, source })?;
+        tracing::info!(%address, "admin server listening");
+        let routes = admin::routes(self.metrics.clone(), self.readiness.clone());
+        let cancel = self.cancel.clone();
+        Ok(async move {
+            http::serve(listener, routes, ServerOptions::plain("admin"), cancel).await;
+            Ok(())
+        })
     }
 
     /// The controllers task (watches, leader election, KeyManager, binding and config
@@ -91,13 +94,14 @@ impl Operator {
             self.client.clone(),
             self.metrics.clone(),
             Some(leader::identity(&self.args.leader)),
+            self.args.controllers.config_debounce,
         ));
         Ok(controllers::run(
             ctx,
             self.args.controllers.clone(),
             self.readiness.clone(),
             leadership,
-            self.shutdown.signal(),
+            self.cancel.clone(),
         ))
     }
 }

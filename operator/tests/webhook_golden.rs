@@ -25,7 +25,7 @@ fn run(case: &str, settings: &InjectorSettings) {
     let input_path = dir.join(format!("{case}.in.yaml"));
     let input_text = std::fs::read_to_string(&input_path)
         .unwrap_or_else(|e| panic!("{}: {e}", input_path.display()));
-    let input: Value = serde_yaml::from_str(&input_text).expect("input is YAML");
+    let input: Value = yaml_serde::from_str(&input_text).expect("input is YAML");
     let pod: Pod = serde_json::from_value(input.clone()).expect("input is a Pod");
 
     let actual = match inject(&pod, settings) {
@@ -44,7 +44,7 @@ fn run(case: &str, settings: &InjectorSettings) {
             json!({ "refused": { "reason": error.reason(), "message": error.to_string() } })
         }
     };
-    let actual = serde_yaml::to_string(&actual).expect("serializable");
+    let actual = yaml_serde::to_string(&actual).expect("serializable");
 
     let output_path = dir.join(format!("{case}.out.yaml"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -119,7 +119,7 @@ fn the_sidecar_log_level_comes_before_the_extra_arguments() {
     };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let input = std::fs::read_to_string(dir.join("named_port.in.yaml")).unwrap();
-    let pod: Pod = serde_yaml::from_str(&input).unwrap();
+    let pod: Pod = yaml_serde::from_str(&input).unwrap();
     let patch = serde_json::to_value(inject(&pod, &settings).unwrap()).unwrap();
     let args: Vec<String> = patch
         .as_array()

@@ -46,8 +46,10 @@ fn main() -> std::process::ExitCode {
 fn init_logging(format: LogFormat, filter: &LogFilter) {
     // `--log-level` (or `OUTBAND_LOG`) was checked when the command line was parsed.
     let filter = EnvFilter::try_new(filter.as_str()).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: never in `kubectl logs` or a log file.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -167,7 +167,7 @@ impl ControlPlane {
                 continue;
             }
             let crd: CustomResourceDefinition =
-                serde_yaml::from_str(&std::fs::read_to_string(&path)?)
+                yaml_serde::from_str(&std::fs::read_to_string(&path)?)
                     .with_context(|| format!("parsing {}", path.display()))?;
             let name = crd.metadata.name.clone().context("CRD without a name")?;
             crds.patch(

@@ -16,8 +16,8 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 use outband_tests::paths;
-use serde_yaml::Value;
 use sidecar_common::*;
+use yaml_serde::Value;
 
 const RULES: &str = "docs/alerts/outband-rules.yaml";
 const RULE_TESTS: &str = "docs/alerts/outband-rules.test.yaml";
@@ -65,7 +65,7 @@ fn read(relative: &str) -> String {
 }
 
 fn yaml(relative: &str) -> Value {
-    serde_yaml::from_str(&read(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
+    yaml_serde::from_str(&read(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
 }
 
 /// Every rule of the rules file.
@@ -525,7 +525,7 @@ fn rendered_prometheus_rules(extra: &[&str]) -> Vec<Value> {
     run_helm(&args)
         .unwrap()
         .split("\n---")
-        .filter_map(|doc| serde_yaml::from_str::<Value>(doc).ok())
+        .filter_map(|doc| yaml_serde::from_str::<Value>(doc).ok())
         .filter(|doc| doc["kind"] == "PrometheusRule")
         .collect()
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use outband_tests::control_plane::ControlPlane;
 use outband_tests::paths;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 /// The Helm release `make helm` builds (the Makefile's `HELM_VERSION`).
 const HELM_VERSION: &str = "v3.22.0";
@@ -66,7 +66,7 @@ fn template(extra: &[&str]) -> anyhow::Result<String> {
 fn documents(rendered: &str) -> Vec<Value> {
     rendered
         .split("\n---")
-        .filter_map(|doc| serde_yaml::from_str::<Value>(doc).ok())
+        .filter_map(|doc| yaml_serde::from_str::<Value>(doc).ok())
         .filter(|doc| doc.get("kind").is_some())
         .collect()
 }

@@ -119,12 +119,17 @@ async fn a_duplicate_consumer_key_is_refused_with_a_reason() {
         )
         .await
         .unwrap();
-    cluster
+    let first = cluster
         .wait_for_binding("shop", "first", "True", Some("Bound"))
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.log()));
     // Creation timestamps have a one-second resolution: make "second" clearly later.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let created = first.metadata.creation_timestamp.unwrap().0.as_second();
+    outband_tests::control_plane::wait_until(CONVERGE, "the next second", || async move {
+        Ok(k8s_openapi::jiff::Timestamp::now().as_second() > created)
+    })
+    .await
+    .unwrap();
     cluster
         .apply_binding(
             "shop",

@@ -5,7 +5,6 @@
 mod operator_common;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
@@ -209,22 +208,19 @@ async fn stopping_the_provider_degrades_the_conditions_and_keeps_the_keys() {
         set(status.keys.iter().filter_map(|k| k.kid.clone()).collect()),
         published
     );
-    // Several failed refreshes later, the sidecars still have the keys.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Three failed refreshes later, the sidecars still have the keys.
+    operator
+        .wait_for_increase(
+            "three failed refreshes",
+            &[(series::IDP_FAILURES, 0.0, 3.0)],
+        )
+        .await;
     let (_, config) = cluster
         .sidecar_config("shop", "orders")
         .await
         .unwrap()
         .unwrap();
     assert_eq!(set(kids(&config, "idp")), published);
-    let failures = operator
-        .metric(
-            "outband_operator_key_refresh_consecutive_failures",
-            "key_manager=\"idp\"",
-        )
-        .await
-        .unwrap();
-    assert!(failures >= 2.0, "{failures}");
 
     idp.restart().await.unwrap();
     let km = cluster
@@ -291,8 +287,23 @@ async fn a_key_manager_change_recompiles_exactly_the_apis_that_use_it() {
         })
         .await
         .unwrap();
-    // Let a few resyncs and key refreshes pass: the other API's ConfigMap is untouched.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A few resyncs of both APIs and refreshes of idp-b later, the other API's ConfigMap
+    // is untouched.
+    let unchanged = operator.value(series::UNCHANGED).await;
+    let refreshes_b = (
+        "outband_operator_jwks_fetches_total",
+        "key_manager=\"idp-b\",result=\"success\"",
+    );
+    let refreshed = operator.value(refreshes_b).await;
+    operator
+        .wait_for_increase(
+            "resyncs of both APIs and refreshes of idp-b",
+            &[
+                (series::UNCHANGED, unchanged, 4.0),
+                (refreshes_b, refreshed, 2.0),
+            ],
+        )
+        .await;
     assert_eq!(
         resource_versions(&cluster, "shop", "cart").await.unwrap(),
         cart_before

@@ -4,8 +4,6 @@
 
 mod operator_common;
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use operator_common::*;
@@ -270,7 +268,17 @@ async fn an_operator_restarted_while_the_provider_is_down_keeps_the_published_ke
         "{}",
         keys_loaded.message
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Three failed refreshes and a few resyncs later, the config is still the same.
+    let unchanged = second.value(series::UNCHANGED).await;
+    second
+        .wait_for_increase(
+            "failed refreshes and resyncs",
+            &[
+                (series::IDP_FAILURES, 0.0, 3.0),
+                (series::UNCHANGED, unchanged, 2.0),
+            ],
+        )
+        .await;
     let (_, now) = cluster
         .sidecar_config("shop", "orders")
         .await

@@ -146,26 +146,22 @@ async fn a_thousand_bindings_to_one_api_converge() {
     assert_eq!(cms.len(), 1);
     assert!(stored < 1024 * 1024);
 
-    // Once converged, nothing more is written.
-    let writes = operator
-        .metric(
-            "outband_operator_configmap_writes_total",
-            "operation=\"apply\",result=\"success\"",
-        )
-        .await
-        .unwrap();
+    // Once converged, nothing more is written: two more rounds of resyncs (every API and
+    // every binding rechecked twice) write nothing.
+    let writes = operator.value(series::APPLIES).await;
     let versions = binding_versions(&cluster, "shop").await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(
-        operator
-            .metric(
-                "outband_operator_configmap_writes_total",
-                "operation=\"apply\",result=\"success\""
-            )
-            .await
-            .unwrap(),
-        writes
-    );
+    let unchanged = operator.value(series::UNCHANGED).await;
+    let rechecks = operator.value(series::BINDING_RECONCILES).await;
+    operator
+        .wait_for_increase(
+            "two resyncs of the API and of every binding",
+            &[
+                (series::UNCHANGED, unchanged, 2.0),
+                (series::BINDING_RECONCILES, rechecks, 2.0 * COUNT as f64),
+            ],
+        )
+        .await;
+    assert_eq!(operator.value(series::APPLIES).await, writes);
     assert_eq!(binding_versions(&cluster, "shop").await, versions);
 }
 
@@ -191,76 +187,48 @@ async fn the_steady_state_writes_no_configmap_over_several_resyncs() {
         .wait_for_config("shop", "cart", "the keys", |c| !kids(c, "idp").is_empty())
         .await
         .unwrap();
-    // Let the binding statuses settle too.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The binding statuses settle too.
+    outband_tests::control_plane::wait_until(CONVERGE, "50 bindings Bound", || async {
+        let list = Api::<OAuthAppBinding>::namespaced(cluster.client.clone(), "shop")
+            .list(&ListParams::default())
+            .await?;
+        Ok(list.items.len() == 50
+            && list.items.iter().all(|b| {
+                b.status
+                    .as_ref()
+                    .is_some_and(|s| has_condition(&s.conditions, "Ready", "True", Some("Bound")))
+            }))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.log()));
 
-    let metric = |name: &'static str, labels: &'static str| {
-        let operator = &operator;
-        async move { operator.metric(name, labels).await.unwrap() }
-    };
-    let applies = metric(
-        "outband_operator_configmap_writes_total",
-        "operation=\"apply\",result=\"success\"",
-    )
-    .await;
-    let deletes = metric(
-        "outband_operator_configmap_writes_total",
-        "operation=\"delete\",result=\"success\"",
-    )
-    .await;
-    let unchanged = metric(
-        "outband_operator_config_compilations_total",
-        "outcome=\"unchanged\"",
-    )
-    .await;
-    let refreshes = metric(
-        "outband_operator_jwks_fetches_total",
-        "key_manager=\"idp\",result=\"success\"",
-    )
-    .await;
+    let applies = operator.value(series::APPLIES).await;
+    let deletes = operator.value(series::DELETES).await;
+    let unchanged = operator.value(series::UNCHANGED).await;
+    let refreshes = operator.value(series::IDP_REFRESHES).await;
+    let rechecks = operator.value(series::BINDING_RECONCILES).await;
     let orders = resource_versions(&cluster, "shop", "orders").await.unwrap();
     let cart = resource_versions(&cluster, "shop", "cart").await.unwrap();
     let bindings = binding_versions(&cluster, "shop").await;
 
-    // --resync-interval=1s and --max-refresh-interval=1s: about six of each.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-
-    let resyncs = metric(
-        "outband_operator_config_compilations_total",
-        "outcome=\"unchanged\"",
-    )
-    .await
-        - unchanged;
-    let new_refreshes = metric(
-        "outband_operator_jwks_fetches_total",
-        "key_manager=\"idp\",result=\"success\"",
-    )
-    .await
-        - refreshes;
+    // --resync-interval=1s and --max-refresh-interval=1s: wait for three resyncs of both
+    // APIs and of every binding, and three key refreshes.
+    let grown = operator
+        .wait_for_increase(
+            "three resyncs and three key refreshes",
+            &[
+                (series::UNCHANGED, unchanged, 6.0),
+                (series::BINDING_RECONCILES, rechecks, 150.0),
+                (series::IDP_REFRESHES, refreshes, 3.0),
+            ],
+        )
+        .await;
     eprintln!(
-        "steady state: {resyncs} unchanged compilations and {new_refreshes} key refreshes in 6 s; 0 ConfigMap writes"
+        "steady state: {} unchanged compilations, {} binding rechecks and {} key refreshes; 0 ConfigMap writes",
+        grown[0], grown[1], grown[2]
     );
-    assert!(
-        resyncs >= 6.0,
-        "several resyncs compiled both APIs: {resyncs}"
-    );
-    assert!(new_refreshes >= 3.0, "keys were refreshed: {new_refreshes}");
-    assert_eq!(
-        metric(
-            "outband_operator_configmap_writes_total",
-            "operation=\"apply\",result=\"success\""
-        )
-        .await,
-        applies
-    );
-    assert_eq!(
-        metric(
-            "outband_operator_configmap_writes_total",
-            "operation=\"delete\",result=\"success\""
-        )
-        .await,
-        deletes
-    );
+    assert_eq!(operator.value(series::APPLIES).await, applies);
+    assert_eq!(operator.value(series::DELETES).await, deletes);
     assert_eq!(
         resource_versions(&cluster, "shop", "orders").await.unwrap(),
         orders

@@ -377,20 +377,20 @@ struct GuardedResolver {
     allow_loopback: bool,
 }
 
+/// The resolver's error when a name cannot be resolved.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve {host}: {source}")]
+struct NameNotResolved {
+    host: String,
+    source: std::io::Error,
+}
+
 /// The resolver's error when every address of a name is refused.
 #[derive(Debug, thiserror::Error)]
 #[error("{host} resolves only to refused addresses ({refusal})")]
 struct AddressRefused {
     host: String,
     refusal: Refusal,
-}
-
-/// The resolver's error when a name does not resolve.
-#[derive(Debug, thiserror::Error)]
-#[error("{host} does not resolve: {source}")]
-struct NameNotResolved {
-    host: String,
-    source: std::io::Error,
 }
 
 impl Resolve for GuardedResolver {
@@ -671,6 +671,20 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(error.reason(), "AddressRefused", "{error}");
+    }
+
+    #[tokio::test]
+    async fn names_that_do_not_resolve_are_dns_failures() {
+        // `.invalid` never resolves (RFC 6761).
+        let error = fetcher(1024)
+            .get(&target("https://outband-test.invalid/jwks".into(), false))
+            .await
+            .unwrap_err();
+        assert_eq!(error.reason(), "DnsFailed", "{error}");
+        assert!(
+            error.to_string().contains("outband-test.invalid"),
+            "{error}"
+        );
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 use k8s_openapi::jiff::Timestamp;
 use outband_crds::{OAuthAppBindingStatus, SubscriptionStatus};
 
-use crate::conditions::{self, Desired, Status};
+use crate::conditions::{self, Desired, Observed, Status};
 use crate::config::compile::{NotEffective, binding_verdict, verdict};
 use crate::index::{Index, ObjectKey, targets};
 
@@ -20,13 +20,14 @@ pub struct BindingReport {
     pub state: String,
 }
 
-/// The status of binding `key`; `None` when the binding is unknown or its KeyManager has
-/// not been reconciled by this process yet (its status is then left as it is).
+/// The status of binding `key` (whose current conditions are `previous`); `None` when the
+/// binding is unknown or its KeyManager has not been reconciled by this process yet (its
+/// status is then left as it is).
 pub fn report(
     index: &Index,
     key: &ObjectKey,
     generation: Option<i64>,
-    previous: Option<&OAuthAppBindingStatus>,
+    previous: &[Observed],
     now: Timestamp,
 ) -> Option<BindingReport> {
     let binding = index.binding(key)?;
@@ -75,14 +76,7 @@ pub fn report(
     let state = ready.reason.clone();
     let status = OAuthAppBindingStatus {
         observed_generation: generation,
-        conditions: conditions::merge(
-            previous
-                .map(|p| p.conditions.as_slice())
-                .unwrap_or_default(),
-            vec![ready],
-            generation,
-            now,
-        ),
+        conditions: conditions::merge(previous, vec![ready], generation, now),
         token_endpoint,
         subscriptions,
     };
@@ -110,6 +104,12 @@ mod tests {
     use super::*;
     use crate::index::Observed;
     use crate::index::tests::*;
+
+    fn observed(
+        conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    ) -> Vec<conditions::Observed> {
+        conditions::Observed::all(conditions)
+    }
     use serde_json::json;
 
     fn now() -> Timestamp {
@@ -117,7 +117,7 @@ mod tests {
     }
 
     fn status_of(index: &Index, ns: &str, name: &str) -> BindingReport {
-        report(index, &ObjectKey::new(ns, name), Some(1), None, now()).unwrap()
+        report(index, &ObjectKey::new(ns, name), Some(1), &[], now()).unwrap()
     }
 
     fn base() -> Index {
@@ -219,7 +219,7 @@ mod tests {
         let mut index = Index::new();
         index.apply_key_manager(&key_manager("idp", json!({})));
         index.apply_binding(&simple_binding("shop", "a", 1, "idp", "c", "orders"));
-        assert!(report(&index, &ObjectKey::new("shop", "a"), Some(1), None, now()).is_none());
+        assert!(report(&index, &ObjectKey::new("shop", "a"), Some(1), &[], now()).is_none());
     }
 
     #[test]
@@ -247,7 +247,7 @@ mod tests {
             &index,
             &ObjectKey::new("shop", "a"),
             Some(1),
-            Some(&first),
+            &observed(&first.conditions),
             later,
         )
         .unwrap();

@@ -5,8 +5,8 @@
 //!   decides whether a subscription is in effect (shared with the binding status).
 //! - [`configmaps`]: the bundle laid out as ConfigMaps, and the plan of writes that brings
 //!   the cluster there (pure).
-//! - [`writer`]: the worker that compiles dirty APIs and applies the plan.
+//! - [`controller`]: compiles an API whose inputs changed and applies the plan.
 
 pub mod compile;
 pub mod configmaps;
-pub mod writer;
+pub mod controller;

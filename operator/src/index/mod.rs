@@ -1,11 +1,14 @@
-//! The operator's in-memory picture of the cluster, fed by the watches, read by the
-//! controllers and the config compiler.
+//! The operator's in-memory picture of the cluster: its single source of truth, fed by the
+//! watches, read by the controllers and the config compiler. It keeps what the operator
+//! needs of each object (specs, the parsed settings of injected pods, digests of the
+//! statuses it writes), not whole objects.
 //!
 //! Pure: every mutation returns the [`Changes`] it implies (which APIs to recompile, which
 //! bindings to re-check, which KeyManagers to refresh), so "a KeyManager change recompiles
 //! exactly the APIs that use it" is decided here and tested without an API server.
 
-pub mod workload;
+pub mod digest;
+pub mod pod;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -15,9 +18,13 @@ use k8s_openapi::jiff::Timestamp;
 use kube::core::PartialObjectMeta;
 use outband_crds::annotations::configmap_labels;
 use outband_crds::sidecar_config::{ApiRef, PublicJwk};
-use outband_crds::{KeyManager, KeyManagerSpec, OAuthAppBinding, OAuthAppBindingSpec};
+use outband_crds::{
+    KeyManager, KeyManagerSpec, KeyManagerStatus, OAuthAppBinding, OAuthAppBindingSpec,
+    OAuthAppBindingStatus,
+};
 
-pub use workload::{Allow, ApiSettings, WorkloadSettings};
+pub use digest::StatusDigest;
+pub use pod::{Allow, ApiSettings, ServedApi};
 
 /// `namespace/name` of a namespaced object.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,7 +62,7 @@ pub struct Changes {
     pub apis: BTreeSet<ApiRef>,
     /// Bindings whose status must be recomputed.
     pub bindings: BTreeSet<ObjectKey>,
-    /// KeyManagers to refresh (their spec changed).
+    /// KeyManagers to refresh (their spec changed) or to forget (deleted).
     pub key_managers: BTreeSet<String>,
 }
 
@@ -106,6 +113,10 @@ pub struct KeyManagerEntry {
     pub spec: Arc<KeyManagerSpec>,
     /// `metadata.generation`.
     pub generation: Option<i64>,
+    /// `metadata.uid` (Events refer to it).
+    pub uid: Option<String>,
+    /// Its status as last seen or written (KeyManagers are few: the whole status is kept).
+    pub status: Option<Arc<KeyManagerStatus>>,
     /// Its token endpoint in effect (from the controller, else from its status).
     pub token_endpoint: Option<String>,
     /// The controller's conclusion.
@@ -121,6 +132,20 @@ pub struct BindingEntry {
     pub created: Option<Timestamp>,
     /// The APIs its subscriptions name (namespace defaulted to the binding's).
     pub targets: Vec<ApiRef>,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// `metadata.uid` (Events refer to it).
+    pub uid: Option<String>,
+    /// Its status as last seen or written.
+    pub status: StatusDigest,
+}
+
+impl BindingEntry {
+    /// Whether `other` describes the same binding for the config and the other bindings
+    /// (its status and metadata aside).
+    fn same_spec(&self, other: &BindingEntry) -> bool {
+        self.spec == other.spec && self.created == other.created
+    }
 }
 
 /// An API: served by at least one injected pod.
@@ -203,6 +228,8 @@ impl Index {
             return Changes::default();
         };
         let generation = km.metadata.generation;
+        let uid = km.metadata.uid.clone();
+        let status = km.status.clone().map(Arc::new);
         let status_token = km
             .status
             .as_ref()
@@ -211,6 +238,8 @@ impl Index {
         let mut changes = Changes::default();
         match self.key_managers.get_mut(&name) {
             Some(entry) if *entry.spec == km.spec && entry.generation == generation => {
+                entry.uid = uid;
+                entry.status = status;
                 if entry.observed == Observed::Pending && entry.token_endpoint != status_token {
                     entry.token_endpoint = status_token;
                     changes.bindings.extend(self.bindings_of_key_manager(&name));
@@ -220,6 +249,8 @@ impl Index {
             Some(entry) => {
                 entry.spec = Arc::new(km.spec.clone());
                 entry.generation = generation;
+                entry.uid = uid;
+                entry.status = status;
             }
             None => {
                 self.key_managers.insert(
@@ -227,6 +258,8 @@ impl Index {
                     KeyManagerEntry {
                         spec: Arc::new(km.spec.clone()),
                         generation,
+                        uid,
+                        status,
                         token_endpoint: status_token,
                         observed: Observed::Pending,
                     },
@@ -239,10 +272,11 @@ impl Index {
         changes
     }
 
-    /// Removes a KeyManager.
+    /// Removes a KeyManager (and marks it, so that its controller forgets it).
     pub fn delete_key_manager(&mut self, name: &str) -> Changes {
         let mut changes = Changes::default();
         if self.key_managers.remove(name).is_some() {
+            changes.key_managers.insert(name.to_string());
             changes.apis.extend(self.apis_using(name));
             changes.bindings.extend(self.bindings_of_key_manager(name));
         }
@@ -271,6 +305,14 @@ impl Index {
             changes.bindings.extend(self.bindings_of_key_manager(name));
         }
         changes
+    }
+
+    /// Records the status the operator wrote for KeyManager `name` (so the watch's echo is
+    /// no change).
+    pub fn record_key_manager_status(&mut self, name: &str, status: KeyManagerStatus) {
+        if let Some(entry) = self.key_managers.get_mut(name) {
+            entry.status = Some(Arc::new(status));
+        }
     }
 
     /// A KeyManager.
@@ -309,13 +351,27 @@ impl Index {
             return Changes::default();
         };
         let created = binding.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let status = binding.status.as_ref();
         let entry = BindingEntry {
             targets: targets(&key.namespace, &binding.spec),
             spec: Arc::new(binding.spec.clone()),
             created,
+            generation: binding.metadata.generation,
+            uid: binding.metadata.uid.clone(),
+            status: StatusDigest::of(status, status.map_or(&[], |s| s.conditions.as_slice())),
         };
-        if self.bindings.get(&key) == Some(&entry) {
-            return Changes::default();
+        if let Some(old) = self.bindings.get_mut(&key)
+            && old.same_spec(&entry)
+        {
+            // Only its status or metadata changed: re-check the binding itself when its
+            // status is not the one last written (someone else edited it) or its generation
+            // moved.
+            let mut changes = Changes::default();
+            if old.status != entry.status || old.generation != entry.generation {
+                changes.bindings.insert(key);
+            }
+            *old = entry;
+            return changes;
         }
         let mut changes = self.unlink_binding(&key);
         self.link_binding(&key, &entry, &mut changes);
@@ -390,6 +446,14 @@ impl Index {
         }
     }
 
+    /// Records the status the operator wrote for binding `key` (so the watch's echo is no
+    /// change).
+    pub fn record_binding_status(&mut self, key: &ObjectKey, status: &OAuthAppBindingStatus) {
+        if let Some(entry) = self.bindings.get_mut(key) {
+            entry.status = StatusDigest::of(Some(status), &status.conditions);
+        }
+    }
+
     /// A binding.
     pub fn binding(&self, key: &ObjectKey) -> Option<&BindingEntry> {
         self.bindings.get(key)
@@ -425,7 +489,7 @@ impl Index {
         let Some(key) = ObjectKey::of(&pod.metadata) else {
             return Changes::default();
         };
-        let parsed = workload::from_metadata(
+        let parsed = pod::from_metadata(
             &pod.metadata.labels.clone().unwrap_or_default(),
             &pod.metadata.annotations.clone().unwrap_or_default(),
         );

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::core::PartialObjectMeta;
 use outband_crds::sidecar_config::{ApiRef, PublicJwk};
-use outband_crds::{KeyManager, OAuthAppBinding};
+use outband_crds::{KeyManager, OAuthAppBinding, OAuthAppBindingStatus};
 use serde_json::{Value, json};
 
 use super::*;
@@ -210,13 +210,58 @@ fn a_binding_change_marks_its_old_and_new_apis() {
 }
 
 #[test]
-fn a_status_only_update_of_a_binding_changes_nothing() {
+fn the_echo_of_our_own_status_write_changes_nothing() {
     let mut index = Index::new();
     let mut b = simple_binding("shop", "b", 1, "idp", "c", "orders");
     index.apply_binding(&b);
-    b.status = Some(Default::default());
+    let status = OAuthAppBindingStatus {
+        observed_generation: Some(1),
+        token_endpoint: Some("https://idp.example/token".into()),
+        ..Default::default()
+    };
+    index.record_binding_status(&ObjectKey::new("shop", "b"), &status);
+    b.status = Some(status);
     b.metadata.resource_version = Some("42".into());
     assert!(index.apply_binding(&b).is_empty());
+}
+
+#[test]
+fn a_status_edited_by_someone_else_rechecks_only_its_binding() {
+    let mut index = Index::new();
+    let mut b = simple_binding("shop", "b", 1, "idp", "c", "orders");
+    index.apply_binding(&b);
+    b.status = Some(OAuthAppBindingStatus {
+        token_endpoint: Some("https://elsewhere.example/token".into()),
+        ..Default::default()
+    });
+    let changes = index.apply_binding(&b);
+    assert_eq!(changes.bindings, set(&[ObjectKey::new("shop", "b")]));
+    assert!(changes.apis.is_empty());
+    assert!(changes.key_managers.is_empty());
+}
+
+#[test]
+fn the_index_keeps_a_digest_of_a_binding_status_not_the_status() {
+    let mut index = Index::new();
+    let mut b = simple_binding("shop", "b", 1, "idp", "c", "orders");
+    let status = OAuthAppBindingStatus {
+        observed_generation: Some(1),
+        ..Default::default()
+    };
+    b.status = Some(status.clone());
+    index.apply_binding(&b);
+    let entry = index.binding(&ObjectKey::new("shop", "b")).unwrap();
+    assert!(entry.status.matches(&status));
+    assert_eq!(entry.generation, Some(1));
+}
+
+#[test]
+fn a_deleted_key_manager_is_marked_for_its_controller_to_forget() {
+    let mut index = Index::new();
+    index.apply_key_manager(&key_manager("okta", json!({})));
+    let changes = index.delete_key_manager("okta");
+    assert_eq!(changes.key_managers, set(&["okta".to_string()]));
+    assert!(index.delete_key_manager("okta").is_empty());
 }
 
 #[test]

@@ -1,26 +1,27 @@
-//! The KeyManager reconcile loop: refresh discovery and keys, publish the result into the
+//! The KeyManager reconcile: refresh discovery and keys, publish the result into the
 //! index (which recompiles the APIs that use the KeyManager), write the status, emit Events
-//! on transitions, and come back when the keys are due again.
+//! on transitions, and come back when the keys are due again (after a failed refresh, after
+//! the operator's one backoff).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
+use kube::api::Api;
 use outband_crds::{KeyManager, KeyManagerSpec, KeyManagerStatus};
-use serde_json::json;
 
-use crate::conditions::{self, Status};
+use crate::conditions::{self, Observed, Status};
 use crate::config::configmaps::decode_published;
-use crate::context::{Context, FIELD_MANAGER};
+use crate::context::{Context, apply_status, object_reference};
 use crate::discovery::{self, DiscoveryDocument};
 use crate::error::Error;
+use crate::index::KeyManagerEntry;
+use crate::runtime::queue::{Action, Reconciler, RetryPolicy};
 
-use super::report::{self, KEYS_LOADED, READY, Report};
+use super::report::{self, INTROSPECTION_UNSUPPORTED, KEYS_LOADED, READY, Report};
 use super::source::Sources;
 use super::state::{Attempt, Freshness, KeyState, Timing, require_usable};
 
@@ -30,26 +31,24 @@ pub const CONTROLLER: &str = "keymanager";
 /// Operator-wide timing of refreshes.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// First retry delay after a failed refresh.
-    pub backoff_initial: Duration,
-    /// Longest retry delay.
-    pub backoff_max: Duration,
+    /// The backoff after failed refreshes (the operator's one retry policy).
+    pub retry: RetryPolicy,
     /// Cap on every refresh interval (`--max-refresh-interval`).
     pub refresh_cap: Option<Duration>,
 }
 
 /// The KeyManager controller.
-pub struct KeyManagerController {
+pub struct KeyManagers {
     ctx: Arc<Context>,
     sources: Sources,
     settings: Settings,
     states: Mutex<HashMap<String, KeyState>>,
 }
 
-impl KeyManagerController {
+impl KeyManagers {
     /// A controller.
-    pub fn new(ctx: Arc<Context>, sources: Sources, settings: Settings) -> KeyManagerController {
-        KeyManagerController {
+    pub fn new(ctx: Arc<Context>, sources: Sources, settings: Settings) -> KeyManagers {
+        KeyManagers {
             ctx,
             sources,
             settings,
@@ -60,8 +59,7 @@ impl KeyManagerController {
     fn timing(&self, spec: &KeyManagerSpec) -> Timing {
         let seconds = |s: u32| Duration::from_secs(u64::from(s));
         Timing {
-            backoff_initial: self.settings.backoff_initial,
-            backoff_max: self.settings.backoff_max,
+            retry: self.settings.retry,
             min_refresh: seconds(spec.connection.min_refresh_seconds),
             max_refresh: seconds(spec.connection.max_refresh_seconds),
             refresh_cap: self.settings.refresh_cap,
@@ -74,7 +72,12 @@ impl KeyManagerController {
     }
 
     /// Refreshes one KeyManager.
-    async fn refresh(&self, km: &KeyManager, name: &str, now: i64) -> (Report, Option<Duration>) {
+    async fn refresh(
+        &self,
+        km: &KeyManagerEntry,
+        name: &str,
+        now: i64,
+    ) -> (Report, Option<Duration>) {
         let spec = &km.spec;
         if !spec.enabled {
             self.states().remove(name);
@@ -87,7 +90,7 @@ impl KeyManagerController {
         );
         let timing = self.timing(spec);
         let mut state = self.states().get(name).cloned().unwrap_or_default();
-        let new_generation = state.observe_generation(km.metadata.generation);
+        let new_generation = state.observe_generation(km.generation);
 
         let discovery = match spec.well_known_url.as_deref() {
             Some(url)
@@ -138,7 +141,7 @@ impl KeyManagerController {
         if state.keys.is_none()
             && let Some(last) = km
                 .status
-                .as_ref()
+                .as_deref()
                 .and_then(|s| s.last_refresh_time.as_ref())
             && let Some((set, url)) = self.recover_published(name, discovery::uses_pem(spec))
         {
@@ -193,9 +196,9 @@ impl KeyManagerController {
 /// The endpoints a previous run published in the status, as a stand-in for the discovery
 /// document while the provider cannot be reached after a restart (only if they describe
 /// the current spec generation).
-fn endpoints_in_status(km: &KeyManager) -> Option<DiscoveryDocument> {
-    let status = km.status.as_ref()?;
-    if status.observed_generation != km.metadata.generation {
+fn endpoints_in_status(km: &KeyManagerEntry) -> Option<DiscoveryDocument> {
+    let status = km.status.as_deref()?;
+    if status.observed_generation != km.generation {
         return None;
     }
     let endpoints = status.endpoints.as_ref()?;
@@ -208,37 +211,52 @@ fn endpoints_in_status(km: &KeyManager) -> Option<DiscoveryDocument> {
     })
 }
 
-/// Reconciles one KeyManager.
-pub async fn reconcile(
-    km: Arc<KeyManager>,
-    this: Arc<KeyManagerController>,
-) -> Result<Action, Error> {
+impl Reconciler for KeyManagers {
+    type Key = String;
+    const NAME: &'static str = CONTROLLER;
+
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn reconcile(self: Arc<Self>, name: String) -> Result<Action, Error> {
+        reconcile(&self, &name).await
+    }
+
+    fn regarding(&self, name: &String) -> Option<ObjectReference> {
+        let index = self.ctx.index();
+        let entry = index.key_manager(name)?;
+        Some(object_reference::<KeyManager>(
+            name,
+            None,
+            entry.uid.as_deref(),
+        ))
+    }
+}
+
+/// Reconciles KeyManager `name`.
+pub async fn reconcile(this: &KeyManagers, name: &str) -> Result<Action, Error> {
     let ctx = &this.ctx;
-    let _timer = ctx.metrics.reconcile(CONTROLLER);
-    let name = km
-        .metadata
-        .name
-        .clone()
-        .ok_or(Error::MissingField("metadata.name"))?;
+    let Some(km) = ctx.index().key_manager(name).cloned() else {
+        // Deleted: forget what this process remembered of it.
+        this.states().remove(name);
+        return Ok(Action::await_change());
+    };
     let now =
         Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
-    let (report, requeue) = this.refresh(&km, &name, now.as_second()).await;
+    let (report, requeue) = this.refresh(&km, name, now.as_second()).await;
 
     let token = report.token_endpoint();
     let observed = report.observed.clone();
-    ctx.update(|index| index.set_observed(&name, token, observed));
-    {
-        let index = ctx.index();
-        this.states().retain(|k, _| index.key_manager(k).is_some());
-    }
+    ctx.update(|index| index.set_observed(name, token, observed));
 
-    let previous = km.status.clone().unwrap_or_default();
+    let previous = km.status.as_deref().cloned().unwrap_or_default();
     let status = KeyManagerStatus {
-        observed_generation: km.metadata.generation,
+        observed_generation: km.generation,
         conditions: conditions::merge(
-            &previous.conditions,
+            &Observed::all(&previous.conditions),
             report.conditions.clone(),
-            km.metadata.generation,
+            km.generation,
             now,
         ),
         endpoints: report.endpoints.clone(),
@@ -249,32 +267,20 @@ pub async fn reconcile(
             .map(Time),
         consecutive_failures: report.consecutive_failures,
     };
-    if km.status.as_ref() != Some(&status) {
-        let patch = json!({
-            "apiVersion": "outband.dev/v1alpha1",
-            "kind": "KeyManager",
-            "status": status,
-        });
-        Api::<KeyManager>::all(ctx.client.clone())
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await?;
+    if km.status.as_deref() != Some(&status) {
+        let api = Api::<KeyManager>::all(ctx.client.clone());
+        let written = match apply_status(&api, name, &status).await {
+            Ok(written) => written,
+            Err(error) if error.is_not_found() => return Ok(Action::await_change()),
+            Err(error) => return Err(error),
+        };
+        ctx.index()
+            .record_key_manager_status(name, written.status.unwrap_or_else(|| status.clone()));
     }
-    record_metrics(ctx, &name, &report);
-    emit_events(ctx, &km, &previous, &status, &report).await;
+    record_metrics(ctx, name, &report);
+    let reference = object_reference::<KeyManager>(name, None, km.uid.as_deref());
+    emit_events(ctx, &reference, &previous, &status, &report).await;
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
-}
-
-/// What to do after a failed reconcile (a Kubernetes API error).
-pub fn error_policy(km: Arc<KeyManager>, error: &Error, this: Arc<KeyManagerController>) -> Action {
-    this.ctx
-        .metrics
-        .reconcile_failed(CONTROLLER, error.reason());
-    tracing::warn!(key_manager = km.name_any(), reason = error.reason(), %error, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
 }
 
 fn record_metrics(ctx: &Context, name: &str, report: &Report) {
@@ -307,19 +313,18 @@ fn record_metrics(ctx: &Context, name: &str, report: &Report) {
 
 async fn emit_events(
     ctx: &Context,
-    km: &KeyManager,
+    reference: &ObjectReference,
     previous: &KeyManagerStatus,
     status: &KeyManagerStatus,
     report: &Report,
 ) {
-    let reference = km.object_ref(&());
-    for condition in conditions::transitions(&previous.conditions, &status.conditions) {
-        let healthy = match condition.type_.as_str() {
-            "IntrospectionUnsupported" => false,
-            _ => condition.status == "True",
-        };
+    let before = Observed::all(&previous.conditions);
+    for condition in conditions::transitions(&before, &status.conditions) {
+        // Every condition is good news when True, except that introspection is unused.
+        let healthy =
+            condition.type_ != INTROSPECTION_UNSUPPORTED && Status::of(condition) == Status::True;
         ctx.event(
-            &reference,
+            reference,
             !healthy,
             &condition.reason,
             format!("{}: {}", condition.type_, condition.message),
@@ -336,7 +341,7 @@ async fn emit_events(
         let added: Vec<_> = after.difference(&before).cloned().collect();
         let removed: Vec<_> = before.difference(&after).cloned().collect();
         ctx.event(
-            &reference,
+            reference,
             false,
             "KeysRotated",
             format!("keys added: {added:?}; removed: {removed:?}"),
@@ -348,7 +353,157 @@ async fn emit_events(
     };
     if !report.rejected.is_empty() && keys_message(previous) != keys_message(status) {
         let refused: Vec<String> = report.rejected.iter().map(ToString::to_string).collect();
-        ctx.event(&reference, true, "KeysRefused", refused.join("; "))
+        ctx.event(reference, true, "KeysRefused", refused.join("; "))
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::fixtures::{self, ApiServerVerifier};
+    use crate::index::Observed as Conclusion;
+    use crate::index::tests::key_manager;
+    use outband_idp::fetch::{FetchSettings, Fetcher};
+
+    fn pem() -> String {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        rcgen::CertificateParams::new(vec!["idp.example".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem()
+    }
+
+    /// A KeyManager whose keys are inline PEM: its refresh needs no network.
+    fn pem_key_manager() -> KeyManager {
+        let mut km = key_manager(
+            "pem",
+            json!({"issuer": "https://pem.example", "endpoints": {"token": "https://pem.example/token"},
+                   "certificates": {"type": "PEM", "pem": pem()}}),
+        );
+        km.metadata.uid = Some("uid-pem".into());
+        km
+    }
+
+    fn controller() -> (Arc<KeyManagers>, ApiServerVerifier) {
+        let (ctx, server) = fixtures::context();
+        let sources = Sources::new(
+            Fetcher::new(FetchSettings {
+                max_response_bytes: 1024 * 1024,
+                connect_timeout: Duration::from_secs(1),
+                user_agent: "outband-operator-test".into(),
+            }),
+            ctx.client.clone(),
+        );
+        let settings = Settings {
+            retry: RetryPolicy {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            },
+            refresh_cap: None,
+        };
+        (Arc::new(KeyManagers::new(ctx, sources, settings)), server)
+    }
+
+    #[tokio::test]
+    async fn a_ready_key_manager_is_published_its_status_written_and_its_transitions_told() {
+        let (controller, server) = controller();
+        let km = pem_key_manager();
+        controller.ctx.update(|index| index.apply_key_manager(&km));
+        let (action, (server, status, events)) = fixtures::run(
+            {
+                let km = km.clone();
+                async move {
+                    let mut server = server;
+                    let status = server.apply_status(&km).await;
+                    let mut events = Vec::new();
+                    for _ in 0..3 {
+                        events.push(server.event().await);
+                    }
+                    (server, status, events)
+                }
+            },
+            reconcile(&controller, "pem"),
+        )
+        .await;
+        // Keys from PEM are due again after spec.connection.maxRefreshSeconds.
+        assert_eq!(action.unwrap(), Action::requeue(Duration::from_secs(3600)));
+        let ready = &status["conditions"][0];
+        assert_eq!(
+            (&ready["type"], &ready["status"]),
+            (&json!("Ready"), &json!("True"))
+        );
+        assert_eq!(status["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(status["observedGeneration"], 1);
+        let reasons: Vec<_> = events.iter().map(|e| e["reason"].clone()).collect();
+        assert_eq!(
+            reasons,
+            [
+                json!("Ready"),
+                json!("NotConfigured"),
+                json!("PemConverted")
+            ]
+        );
+        assert!(events.iter().all(|e| e["type"] == "Normal"));
+        assert!(events.iter().all(|e| e["regarding"]["uid"] == "uid-pem"));
+        {
+            let index = controller.ctx.index();
+            let entry = index.key_manager("pem").unwrap();
+            assert!(matches!(entry.observed, Conclusion::Ready(_)));
+            assert_eq!(
+                entry.token_endpoint.as_deref(),
+                Some("https://pem.example/token")
+            );
+        }
+
+        // Nothing changed: the status is not written again and no Event is told.
+        let (action, server) =
+            fixtures::run(async move { server }, reconcile(&controller, "pem")).await;
+        assert!(action.unwrap().requeue_after().is_some());
+        drop(controller);
+        server.done().await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_status_write_is_a_failure_named_by_its_cause() {
+        let (controller, server) = controller();
+        let km = pem_key_manager();
+        controller.ctx.update(|index| index.apply_key_manager(&km));
+        let (result, server) = fixtures::run(
+            async move {
+                let mut server = server;
+                server.refuse_status(&km, 503).await;
+                server
+            },
+            reconcile(&controller, "pem"),
+        )
+        .await;
+        assert_eq!(result.unwrap_err().reason(), "ApiServerError");
+        // The keys are published all the same: the sidecars do not wait for the status.
+        assert!(matches!(
+            controller.ctx.index().key_manager("pem").unwrap().observed,
+            Conclusion::Ready(_)
+        ));
+        drop(controller);
+        server.done().await;
+    }
+
+    #[tokio::test]
+    async fn a_deleted_key_manager_is_forgotten_without_a_request() {
+        let (controller, server) = controller();
+        let km = pem_key_manager();
+        controller.ctx.update(|index| index.apply_key_manager(&km));
+        controller.states().insert("pem".into(), Default::default());
+        let changes = controller.ctx.index().delete_key_manager("pem");
+        assert!(changes.key_managers.contains("pem"));
+        let (action, server) =
+            fixtures::run(async move { server }, reconcile(&controller, "pem")).await;
+        assert_eq!(action.unwrap(), Action::await_change());
+        assert!(controller.states().is_empty());
+        drop(controller);
+        server.done().await;
     }
 }

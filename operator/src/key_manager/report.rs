@@ -341,8 +341,10 @@ mod tests {
 
     fn timing() -> Timing {
         Timing {
-            backoff_initial: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(60),
+            retry: crate::runtime::queue::RetryPolicy {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            },
             min_refresh: Duration::from_secs(300),
             max_refresh: Duration::from_secs(3600),
             refresh_cap: None,

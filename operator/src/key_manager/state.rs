@@ -1,10 +1,12 @@
 //! Per-KeyManager memory between refreshes, and the timing rules: last-known-good keys
-//! within the staleness budget, exponential backoff after failures, Cache-Control-driven
-//! refresh after success. Pure: the caller passes the clock.
+//! within the staleness budget, the operator's backoff after failures (bounded by the
+//! KeyManager's refresh interval), Cache-Control-driven refresh after success. Pure: the
+//! caller passes the clock.
 
 use std::time::Duration;
 
 use crate::discovery::DiscoveryDocument;
+use crate::runtime::queue::RetryPolicy;
 use outband_idp::jwks::KeySet;
 
 use super::source::SourceError;
@@ -103,10 +105,8 @@ pub struct KeyState {
 /// The backoff and refresh bounds, from flags and the KeyManager's spec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timing {
-    /// First retry delay after a failure.
-    pub backoff_initial: Duration,
-    /// Longest retry delay.
-    pub backoff_max: Duration,
+    /// The backoff after failures.
+    pub retry: RetryPolicy,
     /// `spec.connection.minRefreshSeconds`.
     pub min_refresh: Duration,
     /// `spec.connection.maxRefreshSeconds`.
@@ -198,18 +198,18 @@ impl KeyState {
         }
     }
 
-    /// The delay before the next try after `consecutive_failures` failures: exponential
-    /// from `backoff_initial`, at most `backoff_max` and the refresh bounds.
+    /// The delay before the next try after `consecutive_failures` failures: the
+    /// operator's retry policy, never longer than the refresh interval would be.
     pub fn backoff(&self, timing: &Timing) -> Duration {
-        let exponent = self.consecutive_failures.saturating_sub(1).min(20);
-        let delay = timing.backoff_initial.saturating_mul(1u32 << exponent);
-        let mut ceiling = timing
-            .backoff_max
-            .min(timing.max_refresh.max(timing.min_refresh));
+        let mut ceiling = timing.max_refresh.max(timing.min_refresh);
         if let Some(cap) = timing.refresh_cap {
-            ceiling = ceiling.min(cap.max(timing.backoff_initial));
+            ceiling = ceiling.min(cap.max(timing.retry.initial));
         }
-        delay.min(ceiling).max(Duration::from_millis(100))
+        timing
+            .retry
+            .delay(self.consecutive_failures)
+            .min(ceiling)
+            .max(Duration::from_millis(100))
     }
 
     /// The keys in use now, if any: fresh after a success, last-known-good within
@@ -232,8 +232,10 @@ mod tests {
 
     fn timing() -> Timing {
         Timing {
-            backoff_initial: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(300),
+            retry: RetryPolicy {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(300),
+            },
             min_refresh: Duration::from_secs(300),
             max_refresh: Duration::from_secs(3600),
             refresh_cap: None,

@@ -1,18 +1,18 @@
-//! The process around the controllers: tasks and their shutdown, readiness, the admin
-//! server, leader election, and the work queue the controllers share.
+//! The process around the controllers: its long-running tasks and their shutdown (one
+//! [`CancellationToken`]), readiness, the HTTP servers, leader election, and the work queue
+//! that drives every controller.
 
 pub mod admin;
+pub mod http;
 pub mod leader;
 pub mod queue;
 pub mod readiness;
-pub mod shutdown;
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
-
-use shutdown::{Shutdown, ShutdownSignal};
+use tokio_util::sync::CancellationToken;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -28,24 +28,19 @@ pub struct TaskError {
 }
 
 /// The long-running tasks of the process (servers, controllers). The first failure, or
-/// SIGTERM/SIGINT, starts the shutdown of all of them.
+/// SIGTERM/SIGINT, cancels the token every task stops on.
 pub struct Tasks {
     set: JoinSet<(&'static str, Result<(), BoxError>)>,
-    shutdown: Shutdown,
+    cancel: CancellationToken,
 }
 
 impl Tasks {
-    /// No tasks yet; `shutdown` is triggered when the first task ends or a signal arrives.
-    pub fn new(shutdown: Shutdown) -> Tasks {
+    /// No tasks yet; `cancel` is cancelled when the first task fails or a signal arrives.
+    pub fn new(cancel: CancellationToken) -> Tasks {
         Tasks {
             set: JoinSet::new(),
-            shutdown,
+            cancel,
         }
-    }
-
-    /// The signal every task should stop on.
-    pub fn shutdown_signal(&self) -> ShutdownSignal {
-        self.shutdown.signal()
     }
 
     /// Starts `task`, named `name` in logs and errors.
@@ -60,12 +55,12 @@ impl Tasks {
             .spawn(async move { (name, task.await.map_err(Into::into)) });
     }
 
-    /// Runs until a signal, a triggered shutdown or the first failure, then stops every
-    /// task, waiting at most `grace` for them. A task that ends without error (e.g. a server
+    /// Runs until a signal, a cancellation or the first failure, then cancels every task
+    /// and waits at most `grace` for them. A task that ends without error (e.g. a server
     /// that is turned off) leaves the others running. Returns the first failure.
     pub async fn run(mut self, grace: Duration) -> Result<(), TaskError> {
         let mut failure = None;
-        let signal = shutdown::os_signal();
+        let signal = os_signal();
         tokio::pin!(signal);
         loop {
             tokio::select! {
@@ -73,7 +68,7 @@ impl Tasks {
                     tracing::info!("signal received, shutting down");
                     break;
                 }
-                () = self.shutdown.signal().wait() => break,
+                () = self.cancel.cancelled() => break,
                 joined = self.set.join_next() => match joined {
                     None => return Ok(()),
                     Some(joined) => {
@@ -85,7 +80,7 @@ impl Tasks {
                 },
             }
         }
-        self.shutdown.trigger();
+        self.cancel.cancel();
         let drain = async {
             while let Some(joined) = self.set.join_next().await {
                 if let Some(error) = outcome(joined) {
@@ -123,52 +118,77 @@ fn outcome(
     }
 }
 
+/// Waits for SIGTERM or SIGINT.
+pub async fn os_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
     async fn the_first_failure_stops_every_task_and_is_returned() {
-        let shutdown = Shutdown::new();
-        let mut tasks = Tasks::new(shutdown.clone());
-        let signal = tasks.shutdown_signal();
+        let cancel = CancellationToken::new();
+        let mut tasks = Tasks::new(cancel.clone());
+        let server = cancel.clone();
         tasks.spawn("server", async move {
-            signal.wait().await;
+            server.cancelled().await;
             Ok::<(), std::io::Error>(())
         });
         tasks.spawn("broken", async { Err(std::io::Error::other("boom")) });
         let error = tasks.run(Duration::from_secs(5)).await.unwrap_err();
         assert_eq!(error.task, "broken");
+        assert!(cancel.is_cancelled());
     }
 
-    #[tokio::test]
+    // Virtual time: the sleep below returns once every task has nothing left to do.
+    #[tokio::test(start_paused = true)]
     async fn a_task_that_ends_cleanly_leaves_the_others_running() {
-        let shutdown = Shutdown::new();
-        let mut tasks = Tasks::new(shutdown.clone());
-        let signal = tasks.shutdown_signal();
+        let cancel = CancellationToken::new();
+        let mut tasks = Tasks::new(cancel.clone());
         tasks.spawn("disabled", async { Ok::<(), std::io::Error>(()) });
+        let server = cancel.clone();
         tasks.spawn("server", async move {
-            signal.wait().await;
+            server.cancelled().await;
             Ok::<(), std::io::Error>(())
         });
-        let trigger = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            trigger.trigger();
-        });
-        tasks.run(Duration::from_secs(5)).await.unwrap();
+        let running = tokio::spawn(tasks.run(Duration::from_secs(5)));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!cancel.is_cancelled(), "the server is still running");
+        assert!(!running.is_finished());
+        cancel.cancel();
+        running.await.unwrap().unwrap();
     }
 
     #[tokio::test]
-    async fn a_triggered_shutdown_ends_cleanly() {
-        let shutdown = Shutdown::new();
-        let mut tasks = Tasks::new(shutdown.clone());
-        let signal = tasks.shutdown_signal();
+    async fn a_cancellation_ends_cleanly() {
+        let cancel = CancellationToken::new();
+        let mut tasks = Tasks::new(cancel.clone());
+        let server = cancel.clone();
         tasks.spawn("server", async move {
-            signal.wait().await;
+            server.cancelled().await;
             Ok::<(), std::io::Error>(())
         });
-        shutdown.trigger();
+        cancel.cancel();
         tasks.run(Duration::from_secs(5)).await.unwrap();
     }
 }

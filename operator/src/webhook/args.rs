@@ -1,21 +1,12 @@
-//! The operator's webhook flags (flattened into its command line) and the task that runs the
-//! webhook from them.
+//! The operator's webhook flags, flattened into its command line ([`server::run`](super::server::run)
+//! runs the webhook from them).
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use clap::ArgAction;
-use kube::Client;
-use prometheus::Registry;
 
-use super::metrics::WebhookMetrics;
-use super::server::{self, Webhook};
 use super::settings::{self, InjectorSettings};
-use super::tls::{self, CertStore, keeper};
-use crate::runtime::readiness::Readiness;
 
 /// Flags of the sidecar injector.
 #[derive(clap::Args, Clone, Debug)]
@@ -133,64 +124,4 @@ impl WebhookArgs {
         );
         sans
     }
-}
-
-/// Runs the webhook until `shutdown` completes. Does nothing without `--webhook-listen`.
-/// Reports [`CERTIFICATE_READY`](super::CERTIFICATE_READY) to `readiness` once the serving
-/// certificate is loaded.
-pub async fn run(
-    args: WebhookArgs,
-    client: Client,
-    registry: Registry,
-    readiness: Arc<Readiness>,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let Some(address) = args.webhook_listen else {
-        return Ok(());
-    };
-    let store = CertStore::new();
-    let ready = tokio::spawn({
-        let store = store.clone();
-        async move {
-            store.loaded().await;
-            tracing::info!("webhook serving certificate loaded");
-            readiness.listed(super::CERTIFICATE_READY);
-        }
-    });
-    let certificates = match &args.webhook_cert_dir {
-        Some(dir) => tokio::spawn(tls::files::run(
-            dir.clone(),
-            store.clone(),
-            Duration::from_secs(30),
-        )),
-        None => tokio::spawn(keeper::run(
-            client,
-            keeper::KeeperConfig {
-                namespace: args.webhook_namespace.clone(),
-                secret: args.webhook_tls_secret.clone(),
-                webhook_configuration: args.webhook_configuration.clone(),
-                sans: args.sans(),
-                lifetimes: Default::default(),
-                interval: Duration::from_secs(3600),
-                retry: Duration::from_secs(5),
-            },
-            store.clone(),
-        )),
-    };
-    let webhook = Arc::new(Webhook {
-        settings: args.settings(),
-        metrics: WebhookMetrics::new(&registry)?,
-    });
-    let listener = tokio::net::TcpListener::bind(address).await?;
-    tracing::info!(%address, "sidecar injection webhook listening");
-    let served = server::serve(
-        listener,
-        tls::store::server_config(store),
-        webhook,
-        shutdown,
-    )
-    .await;
-    certificates.abort();
-    ready.abort();
-    Ok(served?)
 }

@@ -3,7 +3,8 @@
 //! - [`inject`] is the pure core: a Pod and the injector settings in, a JSON patch out (or a
 //!   refusal that names the offending annotation). Golden-file tests pin its output.
 //! - [`workload`] reads and validates the `outband.dev/*` annotations.
-//! - [`review`] turns an `AdmissionReview` into its response; [`server`] serves it over TLS.
+//! - [`review`] turns an `AdmissionReview` into its response; [`server`] runs the webhook
+//!   (its routes on the operator's HTTP server, over TLS) from the flags of [`args`].
 //! - [`tls`] keeps the serving certificate: self-managed CA in a Secret with `caBundle`
 //!   patching and rotation, or files written by cert-manager.
 //!

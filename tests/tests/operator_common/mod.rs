@@ -166,6 +166,71 @@ impl Operator {
     }
 }
 
+/// Series of the operator's metrics that tests wait on.
+pub mod series {
+    /// Successful ConfigMap applies.
+    pub const APPLIES: (&str, &str) = (
+        "outband_operator_configmap_writes_total",
+        "operation=\"apply\",result=\"success\"",
+    );
+    /// Successful ConfigMap deletions.
+    pub const DELETES: (&str, &str) = (
+        "outband_operator_configmap_writes_total",
+        "operation=\"delete\",result=\"success\"",
+    );
+    /// Compilations that found the config already written (one per API resync).
+    pub const UNCHANGED: (&str, &str) = (
+        "outband_operator_config_compilations_total",
+        "outcome=\"unchanged\"",
+    );
+    /// Binding reconciles (one per binding resync).
+    pub const BINDING_RECONCILES: (&str, &str) = (
+        "outband_operator_reconciles_total",
+        "controller=\"oauthappbinding\"",
+    );
+    /// Successful key refreshes of KeyManager `idp`.
+    pub const IDP_REFRESHES: (&str, &str) = (
+        "outband_operator_jwks_fetches_total",
+        "key_manager=\"idp\",result=\"success\"",
+    );
+    /// Failed refreshes of KeyManager `idp` since its last success.
+    pub const IDP_FAILURES: (&str, &str) = (
+        "outband_operator_key_refresh_consecutive_failures",
+        "key_manager=\"idp\"",
+    );
+}
+
+impl Operator {
+    /// The value of `series` now.
+    pub async fn value(&self, series: (&str, &str)) -> f64 {
+        self.metric(series.0, series.1)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", self.log()))
+    }
+
+    /// Waits until each of `series` has grown by at least its amount since `before` (the
+    /// values read with [`Operator::value`] before the wait), and returns how much each grew.
+    pub async fn wait_for_increase(
+        &self,
+        what: &str,
+        goals: &[((&str, &str), f64, f64)],
+    ) -> Vec<f64> {
+        let result = outband_tests::control_plane::wait_for(CONVERGE, what, || async move {
+            let mut grown = Vec::new();
+            for (series, before, by) in goals {
+                let delta = self.metric(series.0, series.1).await? - before;
+                if delta < *by {
+                    return Ok(None);
+                }
+                grown.push(delta);
+            }
+            Ok(Some(grown))
+        })
+        .await;
+        result.unwrap_or_else(|e| panic!("{e:#}\n{}", self.log()))
+    }
+}
+
 /// A control plane with the CRDs, a provider and a client.
 pub struct Cluster {
     pub plane: ControlPlane,

@@ -1,12 +1,13 @@
-//! The config writer: takes dirty APIs from the queue, compiles each, and applies the
+//! The config controller: compiles one API's config from the index and applies the
 //! ConfigMap plan with server-side apply (field manager `outband-operator`). Nothing is
-//! written when the cached ConfigMaps already hold the config.
+//! written when the ConfigMaps already hold the config. Changes wait `--config-debounce` in
+//! the queue, so that a burst of them is compiled once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use outband_crds::sidecar_config::ApiRef;
 use outband_crds::sidecar_config::bundle;
@@ -14,7 +15,7 @@ use outband_crds::sidecar_config::bundle;
 use crate::context::{Context, FIELD_MANAGER};
 use crate::error::Error;
 use crate::index::{CachedConfigMap, ObjectKey};
-use crate::runtime::shutdown::ShutdownSignal;
+use crate::runtime::queue::{Action, Reconciler};
 
 use super::compile::{Compiled, compile};
 use super::configmaps::{self, Write};
@@ -22,47 +23,53 @@ use super::configmaps::{self, Write};
 /// The controller's name in metrics.
 pub const CONTROLLER: &str = "config";
 
-/// Longest retry delay after a failed write.
-const MAX_RETRY: Duration = Duration::from_secs(60);
+/// The config controller.
+pub struct Configs {
+    ctx: Arc<Context>,
+    resync: Duration,
+}
 
-/// Runs the writer until `shutdown`.
-pub async fn run(ctx: Arc<Context>, debounce: Duration, shutdown: ShutdownSignal) {
-    let mut failures: HashMap<ApiRef, u32> = HashMap::new();
-    loop {
-        let batch = tokio::select! {
-            batch = ctx.apis.next_batch(debounce) => batch,
-            () = shutdown.clone().wait() => return,
-        };
-        for api in batch {
-            if shutdown.is_triggered() {
-                return;
-            }
-            match sync(&ctx, &api).await {
-                Ok(()) => {
-                    failures.remove(&api);
-                }
-                Err(error) => {
-                    ctx.metrics.reconcile_failed(CONTROLLER, error.reason());
-                    let count = failures.entry(api.clone()).or_default();
-                    *count = count.saturating_add(1);
-                    let delay = Duration::from_millis(500)
-                        .saturating_mul(1 << (*count - 1).min(8))
-                        .min(MAX_RETRY);
-                    tracing::warn!(api = %api, reason = error.reason(), %error, retry_in = ?delay, "writing the config failed");
-                    let queue = ctx.apis.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(delay).await;
-                        queue.add(api);
-                    });
-                }
-            }
-        }
+impl Configs {
+    /// A controller that recompiles every served API each `resync` even without changes.
+    pub fn new(ctx: Arc<Context>, resync: Duration) -> Configs {
+        Configs { ctx, resync }
     }
 }
 
+impl Reconciler for Configs {
+    type Key = ApiRef;
+    const NAME: &'static str = CONTROLLER;
+
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn reconcile(self: Arc<Self>, api: ApiRef) -> Result<Action, Error> {
+        Ok(match sync(&self.ctx, &api).await? {
+            Synced::Served => Action::requeue(self.resync),
+            Synced::NotServed | Synced::Deferred => Action::await_change(),
+        })
+    }
+
+    fn regarding(&self, _: &ApiRef) -> Option<ObjectReference> {
+        // An API is no Kubernetes object: its failures are in the logs and the metrics.
+        None
+    }
+}
+
+/// What [`sync`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Synced {
+    /// The API's config is in its ConfigMaps.
+    Served,
+    /// No pod serves the API: its ConfigMaps are gone.
+    NotServed,
+    /// A KeyManager it uses has not been checked yet: nothing was written.
+    Deferred,
+}
+
 /// Brings `api`'s ConfigMaps up to date.
-pub async fn sync(ctx: &Context, api: &ApiRef) -> Result<(), Error> {
-    let _timer = ctx.metrics.reconcile(CONTROLLER);
+pub async fn sync(ctx: &Context, api: &ApiRef) -> Result<Synced, Error> {
     let (compiled, existing): (Compiled, BTreeMap<String, CachedConfigMap>) = {
         let index = ctx.index();
         let existing = index
@@ -79,7 +86,7 @@ pub async fn sync(ctx: &Context, api: &ApiRef) -> Result<(), Error> {
                 .with_label_values(&["deferred"])
                 .inc();
             tracing::debug!(api = %api, ?pending, "waiting for KeyManagers before compiling");
-            return Ok(());
+            return Ok(Synced::Deferred);
         }
         Compiled::NotServed => {
             ctx.metrics
@@ -105,6 +112,11 @@ pub async fn sync(ctx: &Context, api: &ApiRef) -> Result<(), Error> {
             configmaps::render(&bundle)
         }
     };
+    let synced = if desired.is_empty() {
+        Synced::NotServed
+    } else {
+        Synced::Served
+    };
     let existing_refs: BTreeMap<String, &CachedConfigMap> =
         existing.iter().map(|(k, v)| (k.clone(), v)).collect();
     let writes = configmaps::plan(api, &desired, &existing_refs);
@@ -115,7 +127,7 @@ pub async fn sync(ctx: &Context, api: &ApiRef) -> Result<(), Error> {
                 .with_label_values(&["unchanged"])
                 .inc();
         }
-        return Ok(());
+        return Ok(synced);
     }
     if !desired.is_empty() {
         ctx.metrics
@@ -157,7 +169,7 @@ pub async fn sync(ctx: &Context, api: &ApiRef) -> Result<(), Error> {
             }
         }
     }
-    Ok(())
+    Ok(synced)
 }
 
 fn count(ctx: &Context, operation: &str, ok: bool) {
@@ -198,7 +210,7 @@ mod tests {
         let client =
             kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
                 .unwrap();
-        let ctx = Context::new(client, Arc::new(Metrics::new()), None);
+        let ctx = Context::new(client, Arc::new(Metrics::new()), None, Duration::ZERO);
         let orders = api("shop", "orders");
         ctx.update(|index| {
             index.apply_key_manager(&key_manager("idp", serde_json::json!({})));
@@ -221,5 +233,84 @@ mod tests {
             |outcome: &str| ctx.metrics.compilations.with_label_values(&[outcome]).get();
         assert_eq!(compilations("error"), 1);
         assert_eq!(compilations("changed") + compilations("unchanged"), 0);
+    }
+
+    /// KeyManager `idp` Ready and API shop/orders served, against a mocked API server.
+    fn served() -> (Arc<Context>, crate::fixtures::ApiServerVerifier, ApiRef) {
+        let (ctx, server) = crate::fixtures::context();
+        ctx.update(|index| {
+            let mut changes = index.apply_key_manager(&key_manager("idp", serde_json::json!({})));
+            changes.extend(crate::index::tests::ready(index, "idp"));
+            changes.extend(index.apply_pod(&pod("shop", "orders-1", "orders", &[])));
+            changes
+        });
+        (ctx, server, api("shop", "orders"))
+    }
+
+    #[tokio::test]
+    async fn a_served_api_gets_its_configmap_once() {
+        let (ctx, server, orders) = served();
+        let (synced, (server, written)) = crate::fixtures::run(
+            async move {
+                let mut server = server;
+                let written = server.apply_configmap("shop", "outband-api-orders").await;
+                (server, written)
+            },
+            sync(&ctx, &orders),
+        )
+        .await;
+        assert_eq!(synced.unwrap(), Synced::Served);
+        assert_eq!(written["metadata"]["labels"]["outband.dev/api"], "orders");
+        assert!(written["data"]["manifest.json"].is_string());
+        assert!(written["binaryData"]["config-0.json.gz"].is_string());
+        let count = |outcome: &str| ctx.metrics.compilations.with_label_values(&[outcome]).get();
+        assert_eq!(count("changed"), 1);
+
+        // What was written is recorded: compiling again writes nothing.
+        let (synced, server) =
+            crate::fixtures::run(async move { server }, sync(&ctx, &orders)).await;
+        assert_eq!(synced.unwrap(), Synced::Served);
+        assert_eq!(count("unchanged"), 1);
+        drop(ctx);
+        server.done().await;
+    }
+
+    #[tokio::test]
+    async fn an_api_no_pod_serves_any_more_loses_its_configmaps() {
+        let (ctx, server, orders) = served();
+        let (_, server) = crate::fixtures::run(
+            async move {
+                let mut server = server;
+                server.apply_configmap("shop", "outband-api-orders").await;
+                server
+            },
+            sync(&ctx, &orders),
+        )
+        .await;
+        ctx.update(|index| index.delete_pod(&ObjectKey::new("shop", "orders-1")));
+        let (synced, server) = crate::fixtures::run(
+            async move {
+                let mut server = server;
+                server.delete_configmap("shop", "outband-api-orders").await;
+                server
+            },
+            sync(&ctx, &orders),
+        )
+        .await;
+        assert_eq!(synced.unwrap(), Synced::NotServed);
+        assert!(ctx.index().configmaps_of(&orders).is_empty());
+        drop(ctx);
+        server.done().await;
+    }
+
+    #[tokio::test]
+    async fn an_api_waits_for_a_key_manager_not_checked_yet() {
+        let (ctx, server, orders) = served();
+        ctx.update(|index| index.apply_key_manager(&key_manager("new", serde_json::json!({}))));
+        let (synced, server) =
+            crate::fixtures::run(async move { server }, sync(&ctx, &orders)).await;
+        assert_eq!(synced.unwrap(), Synced::Deferred);
+        drop(ctx);
+        server.done().await;
     }
 }

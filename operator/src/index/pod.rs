@@ -1,5 +1,5 @@
-//! What the operator learns from a workload's pods: the API they serve and the settings
-//! that shape its config (allowed KeyManagers, allowed subscriber namespaces).
+//! What the operator learns from an injected pod: the API it serves and the settings that
+//! shape the API's config (allowed KeyManagers, allowed subscriber namespaces).
 //!
 //! Pods are read metadata-only. The injection webhook refuses bad annotations at admission;
 //! here they are read leniently, and a pod without a usable `outband.dev/api` is ignored.
@@ -50,9 +50,9 @@ impl Allow {
     }
 }
 
-/// The settings one pod declares for its API.
+/// The API one pod serves, and the settings it declares for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WorkloadSettings {
+pub struct ServedApi {
     /// `outband.dev/api`.
     pub api: String,
     /// The API's settings as this pod declares them.
@@ -87,7 +87,7 @@ impl ApiSettings {
 pub fn from_metadata(
     labels: &BTreeMap<String, String>,
     annotations: &BTreeMap<String, String>,
-) -> Option<WorkloadSettings> {
+) -> Option<ServedApi> {
     if labels.get(annotations::INJECT_LABEL).map(String::as_str)
         != Some(annotations::INJECT_ENABLED)
     {
@@ -106,7 +106,7 @@ pub fn from_metadata(
         .get(annotations::ALLOWED_SUBSCRIBER_NAMESPACES)
         .map(|v| Allow::parse_list(v))
         .unwrap_or(Allow::Only(BTreeSet::new()));
-    Some(WorkloadSettings {
+    Some(ServedApi {
         api: api.to_string(),
         settings: ApiSettings {
             key_managers,
